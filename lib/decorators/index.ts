@@ -1,0 +1,3 @@
+export { Flash } from './flash.decorator.js';
+export { Jwt } from './jwt.decorator.js';
+export { Session, type SessionParamOptions } from './session.decorator.js';

@@ -1,0 +1,31 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { requestSessionOf } from '../session/request-session.registry.js';
+import { recordUsage } from '../session/session-usage.js';
+
+export interface SessionParamOptions {
+  /**
+   * Take the session's lock before the handler runs and hold it until the write is done, so
+   * read-modify-write handlers (counters, stock) never interleave. Default `false`: writes still
+   * lock, but only around the write, merging the keys this request changed.
+   */
+  lock?: boolean;
+  /** No lock, no write: any change throws, and flash values are not consumed. */
+  readonly?: boolean;
+}
+
+const sessionParam = createParamDecorator((_: unknown, context: ExecutionContext) => requestSessionOf(context.switchToHttp().getRequest()).sessionProxy);
+
+/**
+ * The session data: a plain-looking object whose changes (at any depth) are tracked and stored
+ * after the handler returns. Loaded only for handlers that ask for it.
+ */
+export function Session(options: SessionParamOptions = {}): ParameterDecorator {
+  return (target, key, index) => {
+    recordUsage(handlerOf(target, key), { session: true, lock: options.lock === true, readonly: options.readonly === true });
+    sessionParam()(target, key, index);
+  };
+}
+
+export function handlerOf(target: object, key: string | symbol | undefined): object {
+  return (target as Record<string | symbol, object>)[key as string | symbol];
+}

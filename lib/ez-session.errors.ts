@@ -1,0 +1,74 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+/** The module options are invalid; thrown at boot, before the app serves anything. */
+export class EzSessionConfigError extends Error {
+  constructor(option: string, problem: string) {
+    super(`EzSession option "${option}" ${problem}`);
+    this.name = 'EzSessionConfigError';
+  }
+}
+
+/** The session lock could not be taken in time; the request wrote nothing. */
+export class SessionLockTimeoutError extends HttpException {
+  constructor(readonly lockTimeout: number) {
+    super(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'SessionLockTimeout',
+        message: `The session is busy: its lock was not obtained within ${lockTimeout}s. Nothing was written; retry the request.`
+      },
+      HttpStatus.SERVICE_UNAVAILABLE
+    );
+    this.name = 'SessionLockTimeoutError';
+  }
+}
+
+/** The durable store could not be reached; the request wrote nothing and no token was issued. */
+export class SessionStoreUnavailableError extends HttpException {
+  constructor(cause: unknown) {
+    super(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'SessionStoreUnavailable',
+        message: `The session store is unavailable: ${cause instanceof Error ? cause.message : String(cause)}. Nothing was written; retry the request.`
+      },
+      HttpStatus.SERVICE_UNAVAILABLE,
+      { cause }
+    );
+    this.name = 'SessionStoreUnavailableError';
+  }
+}
+
+/** Session or flash data that cannot be stored exactly; nothing was written. */
+export class SessionDataError extends HttpException {
+  constructor(message: string, status: HttpStatus = HttpStatus.UNPROCESSABLE_ENTITY) {
+    super({ statusCode: status, error: 'SessionDataError', message }, status);
+    this.name = 'SessionDataError';
+  }
+}
+
+/** A claim set through `@Jwt()` is reserved by EzSession or cannot go into a token. */
+export class SessionClaimError extends HttpException {
+  constructor(message: string) {
+    super(
+      { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'SessionClaimError', message },
+      HttpStatus.UNPROCESSABLE_ENTITY
+    );
+    this.name = 'SessionClaimError';
+  }
+}
+
+/** A mutation was attempted on a `@Session({ readonly: true })` session. */
+export class ReadonlySessionError extends HttpException {
+  constructor(key: string) {
+    super(
+      {
+        statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
+        error: 'ReadonlySessionError',
+        message: `Cannot change session key "${key}": this handler declared @Session({ readonly: true }).`
+      },
+      HttpStatus.INTERNAL_SERVER_ERROR
+    );
+    this.name = 'ReadonlySessionError';
+  }
+}

@@ -1,0 +1,73 @@
+import { Logger, type Provider } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { DataSource } from 'typeorm';
+import { MemorySessionCache } from './cache/memory-session.cache.js';
+import { RedisSessionCache } from './cache/redis-session.cache.js';
+import { SessionCache } from './cache/session-cache.js';
+import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS } from './ez-session.constants.js';
+import { EZ_SESSION_MODULE_OPTIONS } from './ez-session.module-definition.js';
+import { resolveOptions, type ResolvedOptions } from './options/resolved-options.js';
+import { SessionRepository } from './storage/session.repository.js';
+import { SessionTokenCodec } from './token/session-token.codec.js';
+
+/** The DataSource in use, and whether EzSession created it (and so must close it). */
+export interface SessionDataSource {
+  dataSource: DataSource;
+  owned: boolean;
+}
+
+const logger = new Logger('EzSession');
+
+export const ezSessionProviders: Provider[] = [
+  { provide: EZ_SESSION_OPTIONS, useFactory: resolveOptions, inject: [EZ_SESSION_MODULE_OPTIONS] },
+  { provide: SessionTokenCodec, useFactory: (options: ResolvedOptions) => new SessionTokenCodec(options), inject: [EZ_SESSION_OPTIONS] },
+  { provide: EZ_SESSION_DATA_SOURCE, useFactory: openDataSource, inject: [EZ_SESSION_OPTIONS] },
+  {
+    provide: SessionRepository,
+    useFactory: async (options: ResolvedOptions, { dataSource }: SessionDataSource) => {
+      const repository = new SessionRepository(dataSource, options);
+      if (options.createTable) await repository.createTable();
+      return repository;
+    },
+    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE]
+  },
+  { provide: SessionCache, useFactory: createCache, inject: [EZ_SESSION_OPTIONS] }
+];
+
+async function openDataSource(options: ResolvedOptions): Promise<SessionDataSource> {
+  if (options.database instanceof DataSource) {
+    if (!options.database.isInitialized) await options.database.initialize();
+    return { dataSource: options.database, owned: false };
+  }
+  const dataSource = new DataSource(options.database);
+  await dataSource.initialize();
+  if (options.dialect === 'sqlite') {
+    logger.log(`Sessions are stored in an embedded ${options.database.type} database: one process only. Use type 'mysql' with several instances.`);
+  }
+  return { dataSource, owned: true };
+}
+
+async function createCache(options: ResolvedOptions): Promise<SessionCache> {
+  const redis = options.redis;
+  if (redis === undefined) {
+    logger.warn('No redis option: sessions are cached in this process only. Configure Redis when running more than one instance.');
+    return new MemorySessionCache();
+  }
+  if (isRedisClient(redis)) return new RedisSessionCache(redis, options.keyPrefix, false);
+
+  // Fail fast rather than queue: a queued write could land after newer data and a waiting read
+  // would hold the request for ioredis's default reconnect time (about 73 s).
+  const defaults = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: options.redisCommandTimeout, connectTimeout: 2000 };
+  const client = typeof redis === 'string' ? new Redis(redis, defaults) : new Redis({ ...defaults, ...redis, lazyConnect: true });
+  let lastError = 0;
+  client.on('error', (error: Error) => {
+    if (Date.now() - lastError > 10_000) logger.warn(`Redis: ${error.message}`);
+    lastError = Date.now();
+  });
+  await client.connect().catch((error: Error) => logger.warn(`Redis is not reachable at boot (${error.message}); reads fall back to the database until it is`));
+  return new RedisSessionCache(client, options.keyPrefix, true);
+}
+
+function isRedisClient(value: unknown): value is Redis {
+  return typeof (value as Redis | undefined)?.sendCommand === 'function';
+}

@@ -1,0 +1,62 @@
+import type { FlashEntry } from '../session/session-document.js';
+import { assertJsonSafe } from '../session/session-document.js';
+
+/**
+ * Values for the next request: what is set now is readable now and by the next request that reads
+ * it, then gone. `get` and `all` consume what earlier requests left; `peek` reads without consuming;
+ * `keep` puts consumed values back for one more request.
+ */
+export class FlashBag {
+  private readonly outgoing = new Map<string, unknown>();
+  private readonly consumed = new Map<string, string>();
+  private readonly kept = new Set<string>();
+  private keepAll = false;
+
+  constructor(
+    private readonly incoming: Readonly<Record<string, FlashEntry>>,
+    private readonly readonly = false
+  ) {}
+
+  set(key: string, value: unknown): void {
+    if (this.readonly) throw new TypeError(`Cannot set flash "${key}": this handler declared @Session({ readonly: true })`);
+    assertJsonSafe(value, `flash.${key}`);
+    this.outgoing.set(key, value);
+  }
+
+  get<T = unknown>(key: string): T | undefined {
+    if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
+    const entry = this.incoming[key];
+    if (!entry) return undefined;
+    if (!this.readonly) this.consumed.set(key, entry.id);
+    return entry.value as T;
+  }
+
+  peek<T = unknown>(key: string): T | undefined {
+    if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
+    return this.incoming[key]?.value as T | undefined;
+  }
+
+  has(key: string): boolean {
+    return this.outgoing.has(key) || Object.hasOwn(this.incoming, key);
+  }
+
+  /** Keeps one consumed value (or all) for the next request too. */
+  keep(key?: string): void {
+    if (key === undefined) this.keepAll = true;
+    else this.kept.add(key);
+  }
+
+  /** Every value readable now; consumes what earlier requests left. */
+  all(): Record<string, unknown> {
+    const values: Record<string, unknown> = {};
+    for (const key of Object.keys(this.incoming)) values[key] = this.get(key);
+    for (const [key, value] of this.outgoing) values[key] = value;
+    return values;
+  }
+
+  /** What this request changes in the stored flash: values to add, and consumed values (by id) to drop. */
+  changes(): { set: ReadonlyMap<string, unknown>; consumed: ReadonlyMap<string, string> } {
+    const consumed = new Map(this.keepAll ? [] : [...this.consumed].filter(([key]) => !this.kept.has(key)));
+    return { set: this.outgoing, consumed };
+  }
+}

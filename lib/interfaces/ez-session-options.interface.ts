@@ -1,0 +1,61 @@
+import type { Redis, RedisOptions } from 'ioredis';
+import type { DataSource, DataSourceOptions } from 'typeorm';
+
+/** A signing key with an id, for rotation: the first key signs, every listed key verifies. */
+export interface EzSessionSigningKey {
+  /** Goes into the token header as `kid`; letters, digits, `-` and `_`, at most 32 characters. */
+  id: string;
+  /** At least 32 characters of random material. */
+  secret: string;
+}
+
+export interface EzSessionCookieOptions {
+  /** Cookie name. Default `'ezsession'`. A `__Host-` prefix requires `secure: true` and no `domain`. */
+  name?: string;
+  /** Default: `true` when `NODE_ENV === 'production'`, else `false`. */
+  secure?: boolean;
+  /** Default `'lax'`. `'none'` requires `secure: true`. */
+  sameSite?: 'lax' | 'strict' | 'none';
+  /** Default: no Domain attribute (host-only cookie). */
+  domain?: string;
+  /** Default `'/'`. */
+  path?: string;
+}
+
+/** Options of `EzSessionModule.forRoot()`; every duration is in seconds. */
+export interface EzSessionModuleOptions {
+  /** HS256 signing secret (at least 32 characters), or a key ring for rotation. Required. */
+  secret: string | EzSessionSigningKey[];
+  /**
+   * The durable store: TypeORM DataSourceOptions (EzSession creates and closes the DataSource), or an
+   * existing DataSource (EzSession uses it and leaves it open). `type: 'mysql' | 'mariadb'` for
+   * production; `'sqljs' | 'better-sqlite3' | 'sqlite'` as a single-process embedded store.
+   */
+  database: DataSourceOptions | DataSource;
+  /**
+   * The cache: ioredis options, a `redis://` URL, or an ioredis client (used as is, never closed by
+   * EzSession). Omitted: an in-process cache, fit for one instance only (a warning says so at boot).
+   */
+  redis?: RedisOptions | string | Redis;
+  cookie?: EzSessionCookieOptions;
+  /** Response header that carries a newly issued token. Default `'x-session-token'`. */
+  headerName?: string;
+  /** Table holding the sessions. Default `'ez_sessions'`. */
+  tableName?: string;
+  /** Prefix of the Redis keys. Default `'ezsession:'`. */
+  keyPrefix?: string;
+  /** Create the table at boot when it is missing. Default `true`. */
+  createTable?: boolean;
+  /** Session lifetime without activity. Default 7200 (2 hours). */
+  idleTimeout?: number;
+  /** How long a stored session stays in the cache (capped by its remaining life). Default 3600. */
+  cacheTtl?: number;
+  /** How long a request waits for a session's lock before answering 503. Default 5. */
+  lockTimeout?: number;
+  /** Largest stored session (data and flash, as JSON) in bytes. Default 1 MiB. */
+  maxSessionBytes?: number;
+  /** Accepted clock difference between instances when checking `iat` / `exp`. Default 30, at most 300. */
+  clockSkew?: number;
+  /** Milliseconds a Redis command may take before the cache is bypassed. Default 500. */
+  redisCommandTimeout?: number;
+}

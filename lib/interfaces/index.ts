@@ -1,0 +1,1 @@
+export * from './ez-session-options.interface.js';

@@ -1,0 +1,157 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { Redis, RedisOptions } from 'ioredis';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { EzSessionConfigError } from '../ez-session.errors.js';
+import type { EzSessionModuleOptions } from '../interfaces/ez-session-options.interface.js';
+
+export type StoreDialect = 'mysql' | 'sqlite';
+
+export interface SigningKey {
+  id: string | undefined;
+  key: KeyObject;
+}
+
+/** Options after validation and defaults: what the rest of the module reads. */
+export interface ResolvedOptions {
+  keys: SigningKey[];
+  database: DataSourceOptions | DataSource;
+  dialect: StoreDialect;
+  redis: RedisOptions | string | Redis | undefined;
+  cookie: {
+    name: string;
+    secure: boolean;
+    sameSite: 'lax' | 'strict' | 'none';
+    domain: string | undefined;
+    path: string;
+  };
+  headerName: string;
+  tableName: string;
+  keyPrefix: string;
+  createTable: boolean;
+  idleTimeout: number;
+  cacheTtl: number;
+  lockTimeout: number;
+  maxSessionBytes: number;
+  clockSkew: number;
+  redisCommandTimeout: number;
+}
+
+const MYSQL_TYPES = new Set(['mysql', 'mariadb']);
+const SQLITE_TYPES = new Set(['sqljs', 'better-sqlite3', 'sqlite']);
+const KNOWN_PLACEHOLDERS = new Set(['your-secret-key', 'secret', 'changeme', 'change-me']);
+const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Validates the options once, at boot, and fills in defaults; every error names its option. */
+export function resolveOptions(options: EzSessionModuleOptions | undefined): ResolvedOptions {
+  if (!options || typeof options !== 'object') {
+    throw new EzSessionConfigError('options', 'are required: EzSessionModule.forRoot({ secret, database })');
+  }
+  const keys = resolveKeys(options.secret);
+  const { database, dialect } = resolveDatabase(options.database);
+  const cookie = resolveCookie(options.cookie ?? {});
+
+  const tableName = options.tableName ?? 'ez_sessions';
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(tableName)) {
+    throw new EzSessionConfigError('tableName', `must be letters, digits and "_" (at most 64, not starting with a digit); got ${JSON.stringify(tableName)}`);
+  }
+  const headerName = (options.headerName ?? 'x-session-token').toLowerCase();
+  if (!TOKEN_CHARS.test(headerName)) {
+    throw new EzSessionConfigError('headerName', `is not a valid HTTP header name: ${JSON.stringify(headerName)}`);
+  }
+  const keyPrefix = options.keyPrefix ?? 'ezsession:';
+  if (typeof keyPrefix !== 'string' || keyPrefix.length > 64) {
+    throw new EzSessionConfigError('keyPrefix', 'must be a string of at most 64 characters');
+  }
+
+  return {
+    keys,
+    database,
+    dialect,
+    redis: options.redis,
+    cookie,
+    headerName,
+    tableName,
+    keyPrefix,
+    createTable: options.createTable ?? true,
+    idleTimeout: bounded('idleTimeout', options.idleTimeout, 7200, 60, 400 * 86400),
+    cacheTtl: bounded('cacheTtl', options.cacheTtl, 3600, 1, 400 * 86400),
+    lockTimeout: bounded('lockTimeout', options.lockTimeout, 5, 0.1, 300),
+    maxSessionBytes: bounded('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 256, 15 * 1024 * 1024),
+    clockSkew: bounded('clockSkew', options.clockSkew, 30, 0, 300),
+    redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000)
+  };
+}
+
+function resolveKeys(secret: EzSessionModuleOptions['secret']): SigningKey[] {
+  if (secret === undefined || secret === null || secret === '') {
+    throw new EzSessionConfigError('secret', 'is required: pass at least 32 random characters, e.g. from `openssl rand -base64 48`');
+  }
+  const entries = typeof secret === 'string' ? [{ id: undefined, secret }] : secret;
+  if (!Array.isArray(entries) || entries.length === 0) {
+    throw new EzSessionConfigError('secret', 'must be a string or a non-empty array of { id, secret }');
+  }
+  const seen = new Set<string>();
+  return entries.map((entry, index) => {
+    const where = typeof secret === 'string' ? 'secret' : `secret[${index}]`;
+    if (typeof entry?.secret !== 'string' || entry.secret.length < 32) {
+      throw new EzSessionConfigError(where, 'must be at least 32 characters of random material');
+    }
+    if (KNOWN_PLACEHOLDERS.has(entry.secret.toLowerCase()) || new Set(entry.secret).size < 8) {
+      throw new EzSessionConfigError(where, 'looks like a placeholder, not random material');
+    }
+    if (entry.id !== undefined) {
+      if (typeof entry.id !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(entry.id) || seen.has(entry.id)) {
+        throw new EzSessionConfigError(`${where}.id`, 'must be a unique id of 1-32 letters, digits, "-" or "_"');
+      }
+      seen.add(entry.id);
+    }
+    return { id: entry.id, key: createSecretKey(Buffer.from(entry.secret, 'utf8')) };
+  });
+}
+
+function resolveDatabase(database: EzSessionModuleOptions['database']): { database: DataSourceOptions | DataSource; dialect: StoreDialect } {
+  if (!database || typeof database !== 'object') {
+    throw new EzSessionConfigError('database', "is required: TypeORM DataSourceOptions such as { type: 'mysql', host, port, username, password, database }, or a DataSource");
+  }
+  const type = String((database instanceof DataSource ? database.options : database).type);
+  if (MYSQL_TYPES.has(type)) return { database, dialect: 'mysql' };
+  if (SQLITE_TYPES.has(type)) return { database, dialect: 'sqlite' };
+  throw new EzSessionConfigError('database.type', `"${type}" is not supported: use 'mysql' or 'mariadb' (production), or 'sqljs', 'better-sqlite3' or 'sqlite' (embedded, one process)`);
+}
+
+function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): ResolvedOptions['cookie'] {
+  const name = cookie.name ?? 'ezsession';
+  if (!TOKEN_CHARS.test(name)) {
+    throw new EzSessionConfigError('cookie.name', `is not a valid cookie name: ${JSON.stringify(name)}`);
+  }
+  const secure = cookie.secure ?? process.env.NODE_ENV === 'production';
+  const sameSite = cookie.sameSite ?? 'lax';
+  if (!['lax', 'strict', 'none'].includes(sameSite)) {
+    throw new EzSessionConfigError('cookie.sameSite', `must be 'lax', 'strict' or 'none'; got ${JSON.stringify(sameSite)}`);
+  }
+  if (sameSite === 'none' && !secure) {
+    throw new EzSessionConfigError('cookie.sameSite', "'none' requires cookie.secure: true (browsers drop it otherwise)");
+  }
+  const path = cookie.path ?? '/';
+  if (!path.startsWith('/') || /[;\s]/.test(path)) {
+    throw new EzSessionConfigError('cookie.path', `must start with "/" and hold no ";" or spaces; got ${JSON.stringify(path)}`);
+  }
+  if (cookie.domain !== undefined && !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain)) {
+    throw new EzSessionConfigError('cookie.domain', `is not a domain name: ${JSON.stringify(cookie.domain)}`);
+  }
+  if (name.toLowerCase().startsWith('__host-') && (!secure || cookie.domain !== undefined || path !== '/')) {
+    throw new EzSessionConfigError('cookie.name', 'uses the __Host- prefix, which needs secure: true, path "/" and no domain');
+  }
+  if (name.toLowerCase().startsWith('__secure-') && !secure) {
+    throw new EzSessionConfigError('cookie.name', 'uses the __Secure- prefix, which needs secure: true');
+  }
+  return { name, secure, sameSite, domain: cookie.domain, path };
+}
+
+function bounded(option: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new EzSessionConfigError(option, `must be a number from ${min} to ${max}; got ${JSON.stringify(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,64 @@
+/**
+ * Wraps a plain record in a Proxy that records which top-level keys a handler touched: a set or
+ * delete at any depth marks the top-level key it sits under. Writes can then apply only those keys
+ * onto the row as it is under the lock, so parallel requests that change different keys both land.
+ */
+export class ChangeTracker<T extends Record<string, unknown> = Record<string, unknown>> {
+  readonly changed = new Set<string>();
+  readonly proxy: T;
+  private readonly proxiesByRoot = new Map<string, WeakMap<object, object>>();
+  private readonly targets = new WeakMap<object, object>();
+
+  constructor(
+    readonly target: T,
+    private readonly guard: (key: string) => void = () => undefined
+  ) {
+    this.proxy = this.wrap(target, undefined) as T;
+  }
+
+  private wrap(target: object, root: string | undefined): object {
+    const proxy = new Proxy(target, {
+      get: (t, property, receiver) => {
+        const value = Reflect.get(t, property, receiver);
+        if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
+        return this.nested(value, root ?? property);
+      },
+      set: (t, property, value) => {
+        this.touch(root, property);
+        return Reflect.set(t, property, this.unwrap(value));
+      },
+      deleteProperty: (t, property) => {
+        this.touch(root, property);
+        return Reflect.deleteProperty(t, property);
+      },
+      defineProperty: (t, property, descriptor) => {
+        this.touch(root, property);
+        return Reflect.defineProperty(t, property, descriptor);
+      },
+      setPrototypeOf: () => false
+    });
+    this.targets.set(proxy, target);
+    return proxy;
+  }
+
+  private nested(value: object, root: string): object {
+    let proxies = this.proxiesByRoot.get(root);
+    if (!proxies) this.proxiesByRoot.set(root, (proxies = new WeakMap()));
+    let proxy = proxies.get(value);
+    if (!proxy) proxies.set(value, (proxy = this.wrap(value, root)));
+    return proxy;
+  }
+
+  private touch(root: string | undefined, property: string | symbol): void {
+    if (root === undefined && typeof property === 'symbol') {
+      throw new TypeError('Symbol keys cannot be stored in a session');
+    }
+    const key = root ?? (property as string);
+    this.guard(key);
+    this.changed.add(key);
+  }
+
+  private unwrap(value: unknown): unknown {
+    return (value !== null && typeof value === 'object' && this.targets.get(value)) || value;
+  }
+}

@@ -1,0 +1,36 @@
+import type { ResolvedOptions } from '../options/resolved-options.js';
+
+type HeaderBag = Record<string, string | string[] | undefined>;
+
+/** The token a request carries: `Authorization: Bearer <jwt>` first, else the session cookie. */
+export function readToken(headers: HeaderBag, cookieName: string): string | undefined {
+  const authorization = headers.authorization;
+  if (typeof authorization === 'string' && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+    const token = authorization.slice(7).trim();
+    if (token) return token;
+  }
+  return readCookie(headers.cookie, cookieName);
+}
+
+/** The first cookie of that name (several may arrive, e.g. one tossed from a sibling subdomain). */
+export function readCookie(header: string | string[] | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  const text = Array.isArray(header) ? header.join('; ') : header;
+  for (const part of text.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      const value = part.slice(eq + 1).trim();
+      return value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value;
+    }
+  }
+  return undefined;
+}
+
+export function serializeCookie(cookie: ResolvedOptions['cookie'], value: string, maxAgeSeconds: number): string {
+  let text = `${cookie.name}=${value}; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}; Path=${cookie.path}`;
+  if (cookie.domain) text += `; Domain=${cookie.domain}`;
+  text += '; HttpOnly';
+  if (cookie.secure) text += '; Secure';
+  text += `; SameSite=${cookie.sameSite[0].toUpperCase()}${cookie.sameSite.slice(1)}`;
+  return text;
+}
