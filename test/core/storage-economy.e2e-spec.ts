@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ADAPTERS, startFixtureApp, type RunningApp } from '../fixtures/fixture-app.js';
+import { realStoreOptions } from '../support/fixture-options.js';
+import { claimsOf, SessionClient } from '../support/session-client.js';
+import { StorageCounters, type StorageUsage } from '../support/storage-counters.js';
+import { testEnv } from '../support/test-env.js';
+
+// Every count here is read from the servers (Redis INFO commandstats, MariaDB status counters).
+for (const adapter of ADAPTERS) {
+  describe(`storage operations per request (${adapter})`, () => {
+    let running: RunningApp;
+    let counters: StorageCounters;
+
+    before(async () => {
+      running = await startFixtureApp(adapter, realStoreOptions());
+      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+    });
+    after(async () => {
+      await running?.close();
+      await counters?.close();
+    });
+
+    const measure = <T>(fn: () => Promise<T>) => counters.measure(fn);
+    const io = (usage: StorageUsage) => ({ redis: usage.redis.byCommand, mysql: usage.mysql.queries });
+
+    async function storedClient(): Promise<SessionClient> {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { cart: ['apple'] });
+      assert.equal(claimsOf(client.token).stored, true);
+      return client;
+    }
+
+    it('a handler without EzSession decorators costs nothing, even with a stored session token', async () => {
+      const client = await storedClient();
+      const usage = await measure(() => client.get('/plain'));
+      assert.equal(usage.result.status, 200);
+      assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
+      assert.equal(usage.result.setCookie, undefined);
+    });
+
+    it('a session that stores nothing and writes nothing costs nothing', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/claims', { theme: 'dark' });
+      const usage = await measure(() => client.get('/me'));
+      assert.deepEqual(usage.result.body, { data: {} });
+      assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
+      assert.equal(usage.result.issued, undefined);
+    });
+
+    it('changing only claims costs nothing and the new token carries them', async () => {
+      const client = new SessionClient(running.url);
+      const usage = await measure(() => client.post('/claims', { role: 'admin' }));
+      assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
+      assert.equal(claimsOf(usage.result.issued).role, 'admin');
+      assert.equal(claimsOf(usage.result.issued).stored, false);
+      const read = await measure(() => client.get('/claims'));
+      assert.deepEqual(read.result.body, { claims: { role: 'admin' } });
+      assert.deepEqual(io(read), { redis: {}, mysql: 0 });
+    });
+
+    it('the first write is lock, re-read, insert, unlock in MySQL and one SET in Redis, then a stored=true token', async () => {
+      const client = new SessionClient(running.url);
+      const usage = await measure(() => client.post('/set', { userId: 7 }));
+      assert.equal(usage.result.status, 200);
+      assert.deepEqual(io(usage), { redis: { set: 1 }, mysql: 4 });
+      assert.deepEqual(
+        { select: usage.mysql.byCommand.select, insert: usage.mysql.byCommand.insert },
+        { select: 3, insert: 1 } // GET_LOCK, the re-read and RELEASE_LOCK are SELECTs
+      );
+      assert.equal(claimsOf(usage.result.issued).stored, true);
+    });
+
+    it('a stored read is exactly one Redis GET on a cache hit', async () => {
+      const client = await storedClient();
+      const usage = await measure(() => client.get('/me'));
+      assert.deepEqual(usage.result.body, { data: { cart: ['apple'] } });
+      assert.deepEqual(io(usage), { redis: { get: 1 }, mysql: 0 });
+    });
+
+    it('a stored read on a cache miss is one SELECT, then the cache is refilled', async () => {
+      const client = await storedClient();
+      const { redisUrl } = testEnv();
+      const { Redis } = await import('ioredis');
+      const redis = new Redis(redisUrl);
+      await redis.flushall();
+      redis.disconnect();
+      const miss = await measure(() => client.get('/me'));
+      assert.deepEqual(miss.result.body, { data: { cart: ['apple'] } });
+      assert.deepEqual(io(miss), { redis: { get: 1, set: 1 }, mysql: 1 });
+      const hit = await measure(() => client.get('/me'));
+      assert.deepEqual(io(hit), { redis: { get: 1 }, mysql: 0 });
+    });
+
+    it('a stored session read without changes writes nothing and issues no token', async () => {
+      const client = await storedClient();
+      const usage = await measure(() => client.post('/set', { cart: ['apple'] }));
+      assert.deepEqual(io(usage), { redis: { get: 1 }, mysql: 0 });
+      assert.equal(usage.result.issued, undefined);
+    });
+
+    it('a later write updates the row and the cache without issuing a new token', async () => {
+      const client = await storedClient();
+      const usage = await measure(() => client.post('/set', { coupon: 'SAVE10' }));
+      assert.deepEqual(io(usage), { redis: { get: 1, set: 1 }, mysql: 4 });
+      assert.equal(usage.mysql.byCommand.update, 1);
+      assert.equal(usage.result.issued, undefined);
+    });
+
+    it('removing all data deletes the row and the key, issues stored=false, and later requests cost nothing', async () => {
+      const client = await storedClient();
+      const usage = await measure(() => client.post('/clear'));
+      assert.deepEqual(io(usage), { redis: { get: 1, del: 1 }, mysql: 4 });
+      assert.equal(usage.mysql.byCommand.delete, 1);
+      assert.equal(claimsOf(usage.result.issued).stored, false);
+      const later = await measure(() => client.get('/me'));
+      assert.deepEqual(later.result.body, { data: {} });
+      assert.deepEqual(io(later), { redis: {}, mysql: 0 });
+    });
+
+    it('a locked increment is lock, read, update, unlock and one SET', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/inc');
+      const usage = await measure(() => client.post('/inc'));
+      assert.deepEqual(usage.result.body, { n: 2 });
+      assert.deepEqual(io(usage), { redis: { set: 1 }, mysql: 4 });
+    });
+  });
+}
