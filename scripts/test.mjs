@@ -1,0 +1,158 @@
+// `npm test [-- filter...]`: compiles the project, starts a throwaway MariaDB and Redis
+// (unless MYSQL_URL / REDIS_URL point at existing ones) and runs the compiled specs.
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const filters = process.argv.slice(2);
+
+const REQUIRED_BINARIES = [
+  { binary: 'mariadbd', aptPackage: 'mariadb-server' },
+  { binary: 'mariadb-install-db', aptPackage: 'mariadb-server' },
+  { binary: 'redis-server', aptPackage: 'redis-server' },
+];
+
+class Failure extends Error {}
+
+let foreground; // child process that receives forwarded signals
+let signalled;
+const servers = [];
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    signalled ??= signal;
+    foreground?.kill(signal);
+  });
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (error) {
+  // After a signal the foreground command's failure is expected, not news.
+  if (!signalled) console.error(error instanceof Failure ? `\n${error.message}` : error);
+} finally {
+  if (servers.length > 0) await stopServers();
+}
+process.exit(signalled ? 128 + osConstants.signals[signalled] : exitCode);
+
+async function main() {
+  await ensureServerBinaries();
+
+  // Our own tsc rather than `npx tsc`, which would download the unrelated `tsc` package if typescript were missing.
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  if ((await run(process.execPath, [tsc, '-p', 'tsconfig.json'])) !== 0) {
+    throw new Failure('TypeScript compilation failed (tsc -p tsconfig.json).');
+  }
+
+  const specs = findSpecs();
+  if (specs.length === 0) {
+    throw new Failure(filters.length ? `No spec file matches ${filters.join(', ')}.` : 'No spec files found.');
+  }
+
+  const env = { ...process.env, ...(await startServers()) };
+  if (signalled) return 1;
+  return run(
+    process.execPath,
+    ['--enable-source-maps', '--test', '--test-concurrency=1', '--test-reporter=spec', ...specs],
+    { env },
+  );
+}
+
+function hasBinary(name) {
+  // Debian installs mariadbd in /usr/sbin, which is not on a regular user's PATH.
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin'];
+  return dirs.some((dir) => {
+    try {
+      accessSync(join(dir, name), fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function ensureServerBinaries() {
+  const missing = () => REQUIRED_BINARIES.filter(({ binary }) => !hasBinary(binary));
+  if (missing().length === 0) return;
+
+  const binaries = missing().map(({ binary }) => binary).join(', ');
+  const packages = [...new Set(missing().map(({ aptPackage }) => aptPackage))];
+  if (process.getuid?.() !== 0) {
+    throw new Failure(
+      `Missing ${binaries}. Install the Debian packages and run again:\n  sudo apt-get install -y ${packages.join(' ')}`,
+    );
+  }
+
+  console.log(`Missing ${binaries}; installing ${packages.join(' ')} with apt-get.`);
+  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if ((await run('apt-get', ['update'], { env: aptEnv })) !== 0) throw new Failure('apt-get update failed.');
+  if ((await run('apt-get', ['install', '-y', ...packages], { env: aptEnv })) !== 0) {
+    throw new Failure(`apt-get install ${packages.join(' ')} failed.`);
+  }
+  if (missing().length > 0) throw new Failure(`Still missing after apt-get install: ${binaries}.`);
+}
+
+function findSpecs() {
+  const buildTest = join(root, 'build', 'test');
+  if (!existsSync(buildTest)) return [];
+  return readdirSync(buildTest, { recursive: true })
+    .filter((file) => /\.(e2e-)?spec\.js$/.test(file))
+    .map((file) => ({ compiled: join('build', 'test', file), source: join('test', file.replace(/\.js$/, '.ts')) }))
+    // build/ may still hold the output of specs that were since renamed or deleted.
+    .filter(({ source }) => existsSync(join(root, source)))
+    .filter(({ source }) => filters.length === 0 || filters.some((filter) => source.includes(filter)))
+    .map(({ compiled }) => compiled)
+    .sort();
+}
+
+async function startServers() {
+  const wanted = [];
+  if (!process.env.MYSQL_URL) wanted.push({ envVar: 'MYSQL_URL', module: 'mariadb-server.js', className: 'MariaDbServer' });
+  if (!process.env.REDIS_URL) wanted.push({ envVar: 'REDIS_URL', module: 'redis-server.js', className: 'RedisServer' });
+
+  const started = await Promise.all(
+    wanted.map(async ({ envVar, module, className }) => {
+      const url = pathToFileURL(join(root, 'build', 'test', 'support', module)).href;
+      const server = new (await import(url))[className]();
+      servers.push(server);
+      const startedAt = performance.now();
+      await server.start();
+      console.log(`${className}: ${server.url} (started in ${seconds(startedAt)})`);
+      return [envVar, server.url];
+    }),
+  );
+  for (const envVar of ['MYSQL_URL', 'REDIS_URL']) {
+    if (process.env[envVar]) console.log(`Using ${envVar} from the environment`);
+  }
+  console.log();
+  return Object.fromEntries(started);
+}
+
+async function stopServers() {
+  const stoppedAt = performance.now();
+  const results = await Promise.allSettled(servers.map((server) => server.stop()));
+  for (const { reason } of results.filter(({ status }) => status === 'rejected')) console.error(reason);
+  console.log(`\nStopped test servers in ${seconds(stoppedAt)}.`);
+}
+
+/** Runs a command with inherited stdio; resolves with its exit code (128 + n if killed by signal n). */
+function run(command, args, options = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, stdio: 'inherit', ...options });
+    foreground = child;
+    child.once('error', (error) => reject(new Failure(`Could not run ${command}: ${error.message}`)));
+    child.once('exit', (code, signal) => {
+      foreground = undefined;
+      resolve(code ?? 128 + osConstants.signals[signal]);
+    });
+  });
+}
+
+function seconds(since) {
+  return `${((performance.now() - since) / 1000).toFixed(2)}s`;
+}

@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, realpath, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './free-port.js';
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 30_000;
+const POLL_INTERVAL_MS = 25;
+const OUTPUT_LIMIT = 16_384;
+
+class Running {
+  hasExited = false;
+  spawnError?: Error;
+  /** Tail of the server's stdout and stderr, for error messages. */
+  output = '';
+  readonly exited: Promise<void>;
+
+  constructor(readonly child: ChildProcess) {
+    const collect = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString()).slice(-OUTPUT_LIMIT);
+    };
+    child.stdout?.on('data', collect);
+    child.stderr?.on('data', collect);
+    this.exited = new Promise((resolve) => {
+      child.once('exit', () => {
+        this.hasExited = true;
+        resolve();
+      });
+      child.once('error', (error) => {
+        this.spawnError = error;
+        this.hasExited = true;
+        resolve();
+      });
+    });
+  }
+}
+
+/**
+ * A throwaway server process bound to 127.0.0.1 with its own temp directory.
+ *
+ * `start()` picks a port and initialises the directory on first use; `kill()` and
+ * `restart()` keep both, so a restarted server sees the same port and data;
+ * `stop()` shuts down and deletes the directory.
+ */
+export abstract class ManagedServer {
+  private dir?: string;
+  private assignedPort?: number;
+  private running?: Running;
+
+  protected abstract readonly name: string;
+
+  /** One-time preparation of a fresh directory (e.g. creating system tables). */
+  protected abstract initialize(dir: string): Promise<void>;
+
+  protected abstract command(dir: string, port: number): { binary: string; args: string[] };
+
+  /**
+   * Resolves once the server on `port` serves requests and is the one using `dir`
+   * (so a port taken by someone else is not mistaken for ours); rejects otherwise.
+   */
+  protected abstract probe(port: number, dir: string): Promise<void>;
+
+  abstract get url(): string;
+
+  get port(): number {
+    if (this.assignedPort === undefined) throw new Error(`${this.name} has not been started`);
+    return this.assignedPort;
+  }
+
+  get isRunning(): boolean {
+    return this.running !== undefined && !this.running.hasExited;
+  }
+
+  async start(): Promise<void> {
+    if (this.isRunning) throw new Error(`${this.name} is already running on port ${this.port}`);
+    if (this.dir === undefined || this.assignedPort === undefined) {
+      // Servers report their directory with symlinks resolved; probe() compares against it.
+      const dir = await realpath(await mkdtemp(join(tmpdir(), `ezsession-${this.name.toLowerCase()}-`)));
+      try {
+        await this.initialize(dir);
+      } catch (error) {
+        await rm(dir, { recursive: true, force: true });
+        throw error;
+      }
+      this.dir = dir;
+      this.assignedPort = await freePort();
+    }
+    const { binary, args } = this.command(this.dir, this.assignedPort);
+    const running = new Running(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    this.running = running;
+    await this.waitUntilReady(running, this.dir);
+  }
+
+  /** Graceful shutdown; also deletes the data directory. */
+  async stop(): Promise<void> {
+    await this.shutdown();
+    if (this.dir !== undefined) await rm(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
+    this.assignedPort = undefined;
+  }
+
+  /** Simulates a crash: SIGKILL, keeping port and data for `restart()`. */
+  async kill(): Promise<void> {
+    await this.terminate('SIGKILL');
+  }
+
+  /** Starts again on the same port and data directory (shutting down first if running). */
+  async restart(): Promise<void> {
+    if (this.dir === undefined) throw new Error(`${this.name} has not been started`);
+    await this.shutdown();
+    await this.start();
+  }
+
+  private async shutdown(): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    running.child.kill('SIGTERM');
+    const timedOut = await Promise.race([
+      running.exited.then(() => false),
+      sleep(STOP_TIMEOUT_MS, true, { ref: false }),
+    ]);
+    if (timedOut) await this.terminate('SIGKILL');
+    this.running = undefined;
+  }
+
+  private async terminate(signal: NodeJS.Signals): Promise<void> {
+    const running = this.running;
+    if (!running) return;
+    if (!running.hasExited) running.child.kill(signal);
+    await running.exited;
+    this.running = undefined;
+  }
+
+  private async waitUntilReady(running: Running, dir: string): Promise<void> {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      if (running.hasExited) {
+        const { exitCode, signalCode } = running.child;
+        const why = running.spawnError?.message ?? `code ${exitCode}, signal ${signalCode}`;
+        throw this.startupError(running, `exited during startup (${why})`);
+      }
+      try {
+        await this.probe(this.port, dir);
+        return;
+      } catch (error) {
+        lastError = error;
+      }
+      await sleep(POLL_INTERVAL_MS);
+    }
+    await this.terminate('SIGKILL');
+    throw this.startupError(running, `was not ready after ${READY_TIMEOUT_MS} ms (${String(lastError)})`);
+  }
+
+  private startupError(running: Running, reason: string): Error {
+    const tail = running.output.trim().split('\n').slice(-20).join('\n');
+    return new Error(`${this.name} on port ${this.assignedPort} ${reason}${tail ? `\n--- output ---\n${tail}` : ''}`);
+  }
+}

@@ -1,0 +1,79 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createConnection, type RowDataPacket } from 'mysql2/promise';
+import { requireBinary } from './find-binary.js';
+import { ManagedServer } from './managed-server.js';
+
+const execFileAsync = promisify(execFile);
+
+export const TEST_DATABASE = 'ezsession_test';
+
+// Shared by mariadb-install-db (which passes them on to its bootstrap mariadbd) and
+// mariadbd, so InnoDB does not resize its redo log on first start.
+const INNODB_OPTIONS = ['--innodb-buffer-pool-size=64M', '--innodb-log-file-size=8M'];
+
+// mariadbd refuses to run as root unless told to; --user is an error for anyone else.
+const USER_OPTIONS = process.getuid?.() === 0 ? ['--user=root'] : [];
+
+/** A throwaway MariaDB with passwordless root over TCP and an empty `ezsession_test` database. */
+export class MariaDbServer extends ManagedServer {
+  protected readonly name = 'MariaDB';
+
+  get url(): string {
+    return `mysql://root@127.0.0.1:${this.port}/${TEST_DATABASE}`;
+  }
+
+  protected async initialize(dir: string): Promise<void> {
+    const installDb = requireBinary('mariadb-install-db', 'mariadb-server');
+    const args = [
+      '--no-defaults',
+      `--datadir=${join(dir, 'data')}`,
+      '--auth-root-authentication-method=normal',
+      '--skip-test-db',
+      '--skip-name-resolve',
+      ...USER_OPTIONS,
+      ...INNODB_OPTIONS,
+    ];
+    try {
+      await execFileAsync(installDb, args);
+    } catch (error) {
+      const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+      throw new Error(`mariadb-install-db failed: ${String(error)}\n${stdout}${stderr}`);
+    }
+  }
+
+  protected command(dir: string, port: number) {
+    return {
+      binary: requireBinary('mariadbd', 'mariadb-server'),
+      args: [
+        '--no-defaults',
+        `--datadir=${join(dir, 'data')}`,
+        `--socket=${join(dir, 'mariadbd.sock')}`,
+        `--pid-file=${join(dir, 'mariadbd.pid')}`,
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        '--skip-name-resolve',
+        '--skip-log-bin',
+        // Without a config file the compiled-in default is latin1; match real deployments.
+        '--character-set-server=utf8mb4',
+        '--collation-server=utf8mb4_unicode_ci',
+        // Commits still survive a SIGKILL of mariadbd (only an OS crash loses them).
+        '--innodb-flush-log-at-trx-commit=2',
+        ...USER_OPTIONS,
+        ...INNODB_OPTIONS,
+      ],
+    };
+  }
+
+  protected async probe(port: number, dir: string): Promise<void> {
+    const connection = await createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 1_000 });
+    try {
+      const [[{ datadir }]] = await connection.query<RowDataPacket[]>('SELECT @@datadir AS datadir');
+      if (datadir !== `${join(dir, 'data')}/`) throw new Error(`port ${port} is served by another MariaDB (${datadir})`);
+      await connection.query(`CREATE DATABASE IF NOT EXISTS \`${TEST_DATABASE}\``);
+    } finally {
+      await connection.end();
+    }
+  }
+}

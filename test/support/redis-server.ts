@@ -1,0 +1,40 @@
+import { Redis } from 'ioredis';
+import { requireBinary } from './find-binary.js';
+import { ManagedServer } from './managed-server.js';
+
+/** A throwaway, non-persistent Redis. */
+export class RedisServer extends ManagedServer {
+  protected readonly name = 'Redis';
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  protected async initialize(): Promise<void> {}
+
+  protected command(dir: string, port: number) {
+    return {
+      binary: requireBinary('redis-server', 'redis-server'),
+      args: [
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--save', '',
+        '--appendonly', 'no',
+        '--dir', dir,
+        '--daemonize', 'no',
+      ],
+    };
+  }
+
+  protected async probe(port: number, dir: string): Promise<void> {
+    const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => null });
+    client.on('error', () => {}); // failures surface through connect()
+    try {
+      await client.connect();
+      const [, actualDir] = (await client.config('GET', 'dir')) as [string, string];
+      if (actualDir !== dir) throw new Error(`port ${port} is served by another Redis (dir ${actualDir})`);
+    } finally {
+      client.disconnect();
+    }
+  }
+}

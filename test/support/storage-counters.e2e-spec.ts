@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { createConnection, type Connection } from 'mysql2/promise';
+import { StorageCounters } from './storage-counters.js';
+import { testEnv } from './test-env.js';
+
+const NOTHING = { redis: { total: 0, byCommand: {} }, mysql: { queries: 0, byCommand: {} } };
+
+describe('StorageCounters', () => {
+  const { mysqlUrl, redisUrl } = testEnv();
+  let counters: StorageCounters;
+  let mysql: Connection;
+  let redis: Redis;
+
+  before(async () => {
+    counters = await StorageCounters.connect(mysqlUrl, redisUrl);
+    mysql = await createConnection(mysqlUrl);
+    redis = new Redis(redisUrl);
+    await redis.ping();
+  });
+
+  after(async () => {
+    await counters?.close();
+    await mysql?.end();
+    redis?.disconnect();
+  });
+
+  it('reports no operations for an idle callback, every time', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { result, ...usage } = await counters.measure(async () => 'idle');
+      assert.equal(result, 'idle');
+      assert.deepEqual(usage, NOTHING);
+    }
+  });
+
+  it('counts a single Redis GET', async () => {
+    const { result, ...usage } = await counters.measure(() => redis.get('storage-counters:absent'));
+    assert.equal(result, null);
+    assert.deepEqual(usage, { ...NOTHING, redis: { total: 1, byCommand: { get: 1 } } });
+  });
+
+  it('counts a single MySQL query', async () => {
+    const { result, ...usage } = await counters.measure(() => mysql.query('SELECT 1'));
+    assert.ok(Array.isArray(result));
+    assert.deepEqual(usage, { ...NOTHING, mysql: { queries: 1, byCommand: { select: 1 } } });
+  });
+
+  it('counts a mixed batch exactly', async () => {
+    const usage = await counters.measure(async () => {
+      await redis.set('storage-counters:key', 'v');
+      await redis.get('storage-counters:key');
+      await redis.get('storage-counters:key');
+      await mysql.query('SELECT 1');
+      await mysql.query('DO 1');
+    });
+    assert.deepEqual(usage.redis, { total: 3, byCommand: { set: 1, get: 2 } });
+    assert.deepEqual(usage.mysql, { queries: 2, byCommand: { select: 1, do: 1 } });
+  });
+
+  it('counts a prepared statement execution as one query', async () => {
+    const usage = await counters.measure(() => mysql.execute('SELECT ? AS n', [1]));
+    assert.deepEqual(usage.mysql, {
+      queries: 1,
+      byCommand: { select: 1, stmt_prepare: 1, stmt_execute: 1 },
+    });
+  });
+});

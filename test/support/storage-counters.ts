@@ -1,0 +1,122 @@
+import { Redis } from 'ioredis';
+import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
+
+/** Raw server counters: Redis `calls` per command, MySQL `Questions` and `Com_*` values. */
+export interface Snapshot {
+  redis: Record<string, number>;
+  mysql: Record<string, number>;
+}
+
+export interface StorageUsage {
+  /** Commands executed by Redis, keyed by lower-case name (`get`, `client|setinfo`, ...). */
+  redis: { total: number; byCommand: Record<string, number> };
+  /**
+   * `queries` is MariaDB's `Questions`: one per statement a client sends (COM_QUIT
+   * counts, COM_PING does not). `byCommand` holds the `Com_*` deltas without the
+   * prefix; it can add up to more than `queries` because a prepared statement
+   * execution bumps both `stmt_execute` and e.g. `select`.
+   */
+  mysql: { queries: number; byCommand: Record<string, number> };
+}
+
+export interface Measurement<T> extends StorageUsage {
+  result: T;
+}
+
+// Every snapshot runs exactly one INFO / SHOW GLOBAL STATUS of its own, and the
+// difference between two snapshots contains exactly one of them: Redis records a
+// command after it ran, so INFO does not see itself, while MariaDB's status does
+// include the statement that reads it. The self-check spec pins this down.
+const OWN_REDIS_COMMAND = 'info';
+const OWN_MYSQL_COMMAND = 'show_status';
+
+const COMMANDSTAT = /^cmdstat_(\S+?):calls=(\d+)(?:.*?,rejected_calls=(\d+))?/;
+
+/**
+ * Counts storage operations as seen by the servers themselves, across all clients.
+ * Measurements must not overlap, and nothing else may use the servers meanwhile.
+ */
+export class StorageCounters {
+  private measuring = false;
+
+  private constructor(
+    private readonly mysql: Connection,
+    private readonly redis: Redis,
+  ) {}
+
+  static async connect(mysqlUrl: string, redisUrl: string): Promise<StorageCounters> {
+    const redis = new Redis(redisUrl, { lazyConnect: true });
+    const [mysql] = await Promise.all([createConnection(mysqlUrl), redis.connect()]);
+    return new StorageCounters(mysql, redis);
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const [redis, mysql] = await Promise.all([this.redisCounters(), this.mysqlCounters()]);
+    return { redis, mysql };
+  }
+
+  async measure<T>(fn: () => Promise<T>): Promise<Measurement<T>> {
+    if (this.measuring) throw new Error('StorageCounters.measure() calls must not overlap');
+    this.measuring = true;
+    try {
+      const before = await this.snapshot();
+      const result = await fn();
+      const after = await this.snapshot();
+      return { result, ...StorageCounters.usage(before, after) };
+    } finally {
+      this.measuring = false;
+    }
+  }
+
+  /** Usage between two consecutive snapshots of this instance, minus the snapshots' own traffic. */
+  static usage(before: Snapshot, after: Snapshot): StorageUsage {
+    const redis = delta(before.redis, after.redis);
+    subtractOne(redis, OWN_REDIS_COMMAND);
+    const total = Object.values(redis).reduce((sum, n) => sum + n, 0);
+
+    const { Questions: questions = 0, ...com } = delta(before.mysql, after.mysql);
+    const byCommand: Record<string, number> = {};
+    for (const [name, n] of Object.entries(com)) byCommand[name.replace(/^Com_/, '')] = n;
+    subtractOne(byCommand, OWN_MYSQL_COMMAND);
+
+    return { redis: { total, byCommand: redis }, mysql: { queries: questions - 1, byCommand } };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.mysql.end(), this.redis.quit()]);
+  }
+
+  private async redisCounters(): Promise<Record<string, number>> {
+    const info = await this.redis.info('commandstats');
+    const counters: Record<string, number> = {};
+    for (const line of info.split(/\r?\n/)) {
+      const match = COMMANDSTAT.exec(line);
+      // Rejected calls (wrong arity, OOM, ...) never reach `calls` but still hit the server.
+      if (match) counters[match[1].toLowerCase()] = Number(match[2]) + Number(match[3] ?? 0);
+    }
+    return counters;
+  }
+
+  private async mysqlCounters(): Promise<Record<string, number>> {
+    const [rows] = await this.mysql.query<RowDataPacket[]>(
+      "SHOW GLOBAL STATUS WHERE Variable_name = 'Questions' OR Variable_name LIKE 'Com\\_%'",
+    );
+    return Object.fromEntries(rows.map((row) => [row.Variable_name as string, Number(row.Value)]));
+  }
+}
+
+/** Non-zero differences, keyed like the inputs. */
+function delta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const changes: Record<string, number> = {};
+  for (const [name, value] of Object.entries(after)) {
+    const change = value - (before[name] ?? 0);
+    if (change !== 0) changes[name] = change;
+  }
+  return changes;
+}
+
+function subtractOne(counts: Record<string, number>, name: string): void {
+  const left = (counts[name] ?? 0) - 1;
+  if (left === 0) delete counts[name];
+  else counts[name] = left;
+}
