@@ -1,18 +1,20 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { catchError, concatMap, finalize, from, switchMap, throwError, type Observable } from 'rxjs';
+import { catchError, concatMap, finalize, from, mergeMap, of, switchMap, throwError, type Observable } from 'rxjs';
 import { EZ_SESSION_OPTIONS } from './ez-session.constants.js';
 import { SessionLockTimeoutError } from './ez-session.errors.js';
 import type { ResolvedOptions } from './options/resolved-options.js';
-import { bindRequestSession } from './session/request-session.registry.js';
-import { SessionManager, type IssuedToken } from './session/session.manager.js';
+import type { RequestSession } from './session/request-session.js';
+import { findRequestSession } from './session/request-session.registry.js';
+import { SessionManager, type HttpRequestLike, type IssuedToken } from './session/session.manager.js';
 import { getUsage } from './session/session-usage.js';
 import { serializeCookie } from './token/token-transport.js';
 
 /**
- * Registered globally. Handlers without an EzSession decorator pass straight through: no token
- * parsing, no I/O. For the others it opens the session before the handler and, once the handler
- * has returned, commits what changed and sends the new token with the response.
+ * Registered globally. Handlers without an EzSession decorator pass through with no token
+ * parsing and no I/O (unless they call EzSessionService, which opens the session itself). For the
+ * others it opens the session before the handler and, once the handler has returned, commits
+ * what changed and sends the new token with the response.
  */
 @Injectable()
 export class EzSessionInterceptor implements NestInterceptor {
@@ -23,24 +25,25 @@ export class EzSessionInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const usage = context.getType() === 'http' ? getUsage(context.getHandler()) : undefined;
-    if (!usage) return next.handle();
-
+    if (context.getType() !== 'http') return next.handle();
     const http = context.switchToHttp();
-    const request = http.getRequest<{ headers: Record<string, string | string[] | undefined> }>();
+    const request = http.getRequest<HttpRequestLike>();
     const response = http.getResponse<object>();
+    const usage = getUsage(context.getHandler());
 
-    return from(this.sessions.open(request.headers, usage)).pipe(
-      switchMap((session) => {
-        bindRequestSession(request, session);
-        return next.handle().pipe(
-          concatMap(async (result) => {
-            const issued = await this.sessions.commit(session);
-            if (issued) this.sendToken(response, issued);
-            return result;
-          }),
-          finalize(() => void this.sessions.release(session))
+    const handled = usage
+      ? from(this.sessions.open(request, usage)).pipe(switchMap((session) => this.run(next, session, response)))
+      : next.handle().pipe(
+          mergeMap((result) => {
+            const session = findRequestSession(request);
+            return session ? from(this.finish(session, response, result)) : of(result);
+          })
         );
+
+    return handled.pipe(
+      finalize(() => {
+        const session = findRequestSession(request);
+        if (session) void this.sessions.release(session);
       }),
       catchError((error: unknown) => {
         if (error instanceof SessionLockTimeoutError) {
@@ -51,11 +54,25 @@ export class EzSessionInterceptor implements NestInterceptor {
     );
   }
 
-  private sendToken(response: object, { token, maxAge }: IssuedToken): void {
+  private run(next: CallHandler, session: RequestSession, response: object): Observable<unknown> {
+    return next.handle().pipe(concatMap((result) => this.finish(session, response, result)));
+  }
+
+  private async finish(session: RequestSession, response: object, result: unknown): Promise<unknown> {
+    const issued = await this.sessions.commit(session);
+    if (issued) this.send(response, issued);
+    return result;
+  }
+
+  private send(response: object, issued: IssuedToken): void {
     const adapter = this.adapterHost.httpAdapter;
-    adapter.appendHeader(response, 'Set-Cookie', serializeCookie(this.options.cookie, token, maxAge));
-    adapter.setHeader(response, this.options.headerName, token);
-    // A response carrying a session token must never be served to someone else from a cache.
+    if ('clear' in issued) {
+      adapter.appendHeader(response, 'Set-Cookie', serializeCookie(this.options.cookie, '', 0));
+    } else {
+      adapter.appendHeader(response, 'Set-Cookie', serializeCookie(this.options.cookie, issued.token, issued.maxAge));
+      adapter.setHeader(response, this.options.headerName, issued.token);
+    }
+    // A response that sets or clears a session token must never be served to someone else from a cache.
     adapter.setHeader(response, 'Cache-Control', 'no-store');
   }
 }

@@ -4,9 +4,10 @@ import { DataSource } from 'typeorm';
 import { MemorySessionCache } from './cache/memory-session.cache.js';
 import { RedisSessionCache } from './cache/redis-session.cache.js';
 import { SessionCache } from './cache/session-cache.js';
-import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS } from './ez-session.constants.js';
+import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import { EZ_SESSION_MODULE_OPTIONS } from './ez-session.module-definition.js';
 import { resolveOptions, type ResolvedOptions } from './options/resolved-options.js';
+import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionRepository } from './storage/session.repository.js';
 import { SessionTokenCodec } from './token/session-token.codec.js';
 
@@ -31,7 +32,13 @@ export const ezSessionProviders: Provider[] = [
     },
     inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE]
   },
-  { provide: SessionCache, useFactory: createCache, inject: [EZ_SESSION_OPTIONS] }
+  { provide: EZ_SESSION_REDIS, useFactory: connectRedis, inject: [EZ_SESSION_OPTIONS] },
+  {
+    provide: SessionCache,
+    useFactory: (options: ResolvedOptions, redis: SessionRedis) =>
+      redis.client ? new RedisSessionCache(redis.client, options.keyPrefix) : new MemorySessionCache(),
+    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_REDIS]
+  }
 ];
 
 async function openDataSource(options: ResolvedOptions): Promise<SessionDataSource> {
@@ -47,13 +54,13 @@ async function openDataSource(options: ResolvedOptions): Promise<SessionDataSour
   return { dataSource, owned: true };
 }
 
-async function createCache(options: ResolvedOptions): Promise<SessionCache> {
+async function connectRedis(options: ResolvedOptions): Promise<SessionRedis> {
   const redis = options.redis;
   if (redis === undefined) {
     logger.warn('No redis option: sessions are cached in this process only. Configure Redis when running more than one instance.');
-    return new MemorySessionCache();
+    return { client: undefined, owned: false };
   }
-  if (isRedisClient(redis)) return new RedisSessionCache(redis, options.keyPrefix, false);
+  if (isRedisClient(redis)) return { client: redis, owned: false };
 
   // Fail fast rather than queue: a queued write could land after newer data and a waiting read
   // would hold the request for ioredis's default reconnect time (about 73 s).
@@ -65,7 +72,7 @@ async function createCache(options: ResolvedOptions): Promise<SessionCache> {
     lastError = Date.now();
   });
   await client.connect().catch((error: Error) => logger.warn(`Redis is not reachable at boot (${error.message}); reads fall back to the database until it is`));
-  return new RedisSessionCache(client, options.keyPrefix, true);
+  return { client, owned: true };
 }
 
 function isRedisClient(value: unknown): value is Redis {

@@ -1,16 +1,63 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { EZ_SESSION_OPTIONS } from './ez-session.constants.js';
+import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import type { ResolvedOptions } from './options/resolved-options.js';
+import type { SessionRedis } from './revocation/revocation.registry.js';
+import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
+import { SessionManager, type HttpRequestLike } from './session/session.manager.js';
 import { SessionRepository } from './storage/session.repository.js';
 
-/** Operations on sessions from outside a request's own decorators (support tools, admin views). */
+/** A stored session as `listForUser` shows it. */
+export interface ActiveSession {
+  sid: string;
+  createdAt: Date;
+  updatedAt: Date;
+  expiresAt: Date;
+}
+
+/** Control of sessions from handlers (regenerate, destroy) and from operators (revoke, list, GC). */
 @Injectable()
 export class EzSessionService {
   constructor(
+    private readonly sessions: SessionManager,
     private readonly repository: SessionRepository,
-    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions
+    private readonly gcRunner: SessionGarbageCollector,
+    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
   ) {}
+
+  /**
+   * Gives the current request's session a new id, keeping its data and claims, and revokes the old
+   * id everywhere. Call it on login and on every privilege change (session fixation).
+   */
+  async regenerate(request: object): Promise<void> {
+    await this.sessions.regenerate(this.sessions.sessionOf(request as HttpRequestLike));
+  }
+
+  /** Deletes the current request's session, revokes its id and clears the cookie (logout). */
+  async destroy(request: object): Promise<void> {
+    await this.sessions.destroy(this.sessions.sessionOf(request as HttpRequestLike));
+  }
+
+  /** Revokes any session by id: its row, its cache entry and every token naming it, on every instance. */
+  async revoke(sid: string): Promise<void> {
+    await this.sessions.revoke(sid);
+  }
+
+  /** Live stored sessions of a user (needs the `userId` option), newest activity first. */
+  async listForUser(userId: string | number): Promise<ActiveSession[]> {
+    this.requireUserIdOption('listForUser');
+    const rows = await this.repository.findByUser(String(userId));
+    return rows.map((row) => ({ sid: row.sid, createdAt: new Date(row.createdAt), updatedAt: new Date(row.updatedAt), expiresAt: new Date(row.expiresAt) }));
+  }
+
+  /** Revokes every stored session of a user, except one (e.g. the current one after a password change). Returns how many. */
+  async revokeAllForUser(userId: string | number, options: { except?: string } = {}): Promise<number> {
+    this.requireUserIdOption('revokeAllForUser');
+    const sessions = (await this.repository.findByUser(String(userId))).filter((session) => session.sid !== options.except);
+    for (const session of sessions) await this.sessions.revoke(session.sid);
+    return sessions.length;
+  }
 
   /** The data of a live stored session, read from the durable store; `undefined` when there is none. */
   async read(sid: string): Promise<Record<string, unknown> | undefined> {
@@ -18,13 +65,39 @@ export class EzSessionService {
     return row ? decodeDocument(row.data, row.flash).data : undefined;
   }
 
-  /** Stored, unexpired sessions (one indexed COUNT). */
+  /** Stored, unexpired sessions (Zebra_Session's get_active_sessions), from one indexed COUNT. */
   async countActive(): Promise<number> {
     return this.repository.countActive();
   }
 
-  /** The lifetime applied to stored sessions, in seconds. */
-  get idleTimeout(): number {
-    return this.options.idleTimeout;
+  /** Deletes expired sessions and tombstones now, in bounded batches; returns how many went. */
+  async gc(): Promise<number> {
+    return this.gcRunner.run();
+  }
+
+  /** The settings in force (Zebra_Session's get_settings); secrets are never shown. */
+  settings() {
+    const o = this.options;
+    return {
+      idleTimeout: o.idleTimeout,
+      absoluteTimeout: o.absoluteTimeout,
+      lockTimeout: o.lockTimeout,
+      gc: { interval: o.gcInterval, batchSize: o.gcBatchSize },
+      cookie: { ...o.cookie, httpOnly: true },
+      headerName: o.headerName,
+      store: { dialect: o.dialect, tableName: o.tableName },
+      cache: { kind: this.redis.client ? 'redis' : 'memory', keyPrefix: o.keyPrefix, ttl: o.cacheTtl },
+      bind: { userAgent: o.bind.userAgent, ip: o.bind.ip, custom: o.bind.custom !== undefined },
+      userId: o.userId ?? null,
+      maxSessionBytes: o.maxSessionBytes,
+      clockSkew: o.clockSkew,
+      signingKeys: { count: o.keys.length, current: o.keys[0].id ?? null }
+    };
+  }
+
+  private requireUserIdOption(method: string): void {
+    if (!this.options.userId) {
+      throw new Error(`EzSessionService.${method}() needs the userId option, e.g. userId: { session: 'userId' }`);
+    }
   }
 }

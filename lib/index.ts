@@ -1,5 +1,5 @@
 export { EzSessionModule } from './ez-session.module.js';
-export { EzSessionService } from './ez-session.service.js';
+export { EzSessionService, type ActiveSession } from './ez-session.service.js';
 export { EzSessionInterceptor } from './ez-session.interceptor.js';
 export { Flash, Jwt, Session, type SessionParamOptions } from './decorators/index.js';
 export { FlashBag } from './flash/flash-bag.js';

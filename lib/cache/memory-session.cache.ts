@@ -29,8 +29,4 @@ export class MemorySessionCache extends SessionCache {
   async delete(sid: string): Promise<void> {
     this.entries.delete(sid);
   }
-
-  async close(): Promise<void> {
-    this.entries.clear();
-  }
 }

@@ -9,8 +9,7 @@ export class RedisSessionCache extends SessionCache {
 
   constructor(
     private readonly client: Redis,
-    private readonly keyPrefix: string,
-    private readonly ownsClient: boolean
+    private readonly keyPrefix: string
   ) {
     super();
   }
@@ -48,9 +47,6 @@ export class RedisSessionCache extends SessionCache {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
-  }
 
   // One line per 10 s at most: an outage must not flood the log with a line per request.
   private warn(operation: string, error: unknown): void {

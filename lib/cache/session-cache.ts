@@ -16,7 +16,6 @@ export abstract class SessionCache {
   /** Refills after a miss, only if nothing is there: a writer's newer value always wins. */
   abstract fill(sid: string, value: CachedSession, ttlMs: number): Promise<void>;
   abstract delete(sid: string): Promise<void>;
-  abstract close(): Promise<void>;
 }
 
 // JSON.stringify never emits a raw newline, so a newline separates the parts without escaping.

@@ -13,9 +13,15 @@ export class FlashBag {
   private keepAll = false;
 
   constructor(
-    private readonly incoming: Readonly<Record<string, FlashEntry>>,
+    private incoming: Readonly<Record<string, FlashEntry>>,
     private readonly readonly = false
   ) {}
+
+  /** The session these values came from was destroyed: only values set from now on remain. */
+  forgetIncoming(): void {
+    this.incoming = {};
+    this.consumed.clear();
+  }
 
   set(key: string, value: unknown): void {
     if (this.readonly) throw new TypeError(`Cannot set flash "${key}": this handler declared @Session({ readonly: true })`);

@@ -22,6 +22,35 @@ export interface EzSessionCookieOptions {
   path?: string;
 }
 
+/** What a session is bound to; a token presented with other values is refused and a new session starts. */
+export interface EzSessionBindingOptions {
+  /** Bind to the User-Agent header. Default `true`. */
+  userAgent?: boolean;
+  /**
+   * Bind to the client IP as the framework resolves it (`request.ip`: Express `trust proxy`,
+   * Fastify `trustProxy`), never to raw forwarding headers. Default `false` (mobile clients change IP).
+   */
+  ip?: boolean;
+  /** Bind to a value of your own, e.g. a device id header. */
+  custom?: (request: any) => string;
+}
+
+/** Where the user id of a session lives, so sessions can be listed and revoked per user. */
+export type EzSessionUserIdSource = { session: string } | { claim: string };
+
+export interface EzSessionEvent {
+  type: 'created' | 'regenerated' | 'destroyed' | 'revoked' | 'expired' | 'fingerprintMismatch' | 'lockTimeout';
+  /** The session concerned (after a regeneration: the new id). */
+  sid: string;
+  /** The id a regeneration replaced. */
+  previousSid?: string;
+  /** For `expired`: `'idle'`, `'absolute'` or `'token'`. */
+  reason?: string;
+}
+
+/** Callbacks for auditing; an exception thrown by one is logged and does not affect the request. */
+export type EzSessionHooks = Partial<Record<EzSessionEvent['type'], (event: EzSessionEvent) => void>>;
+
 /** Options of `EzSessionModule.forRoot()`; every duration is in seconds. */
 export interface EzSessionModuleOptions {
   /** HS256 signing secret (at least 32 characters), or a key ring for rotation. Required. */
@@ -46,8 +75,20 @@ export interface EzSessionModuleOptions {
   keyPrefix?: string;
   /** Create the table at boot when it is missing. Default `true`. */
   createTable?: boolean;
-  /** Session lifetime without activity. Default 7200 (2 hours). */
+  /** Session lifetime without activity (sliding). Default 7200 (2 hours). */
   idleTimeout?: number;
+  /** Hard cap from the session's creation, whatever the activity. Default 86400 (24 hours). */
+  absoluteTimeout?: number;
+  /** Seconds between garbage collections of expired rows; 0 turns the schedule off. Default 600. */
+  gcInterval?: number;
+  /** Rows deleted per GC statement, so no single DELETE runs long. Default 1000. */
+  gcBatchSize?: number;
+  /** Fingerprint binding. Default `{ userAgent: true, ip: false }`. */
+  bind?: EzSessionBindingOptions;
+  /** Where the user id lives, for `listForUser` / `revokeAllForUser`. Default: none. */
+  userId?: EzSessionUserIdSource;
+  /** Audit hooks: created, regenerated, destroyed, revoked, expired, fingerprintMismatch, lockTimeout. */
+  on?: EzSessionHooks;
   /** How long a stored session stays in the cache (capped by its remaining life). Default 3600. */
   cacheTtl?: number;
   /** How long a request waits for a session's lock before answering 503. Default 5. */

@@ -2,7 +2,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { EzSessionConfigError } from '../ez-session.errors.js';
-import type { EzSessionModuleOptions } from '../interfaces/ez-session-options.interface.js';
+import type { EzSessionHooks, EzSessionModuleOptions, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
 
 export type StoreDialect = 'mysql' | 'sqlite';
 
@@ -29,6 +29,12 @@ export interface ResolvedOptions {
   keyPrefix: string;
   createTable: boolean;
   idleTimeout: number;
+  absoluteTimeout: number;
+  gcInterval: number;
+  gcBatchSize: number;
+  bind: { userAgent: boolean; ip: boolean; custom: ((request: any) => string) | undefined };
+  userId: EzSessionUserIdSource | undefined;
+  hooks: EzSessionHooks;
   cacheTtl: number;
   lockTimeout: number;
   maxSessionBytes: number;
@@ -51,8 +57,9 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
   const cookie = resolveCookie(options.cookie ?? {});
 
   const tableName = options.tableName ?? 'ez_sessions';
-  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(tableName)) {
-    throw new EzSessionConfigError('tableName', `must be letters, digits and "_" (at most 64, not starting with a digit); got ${JSON.stringify(tableName)}`);
+  // 56 at most: the revocations table is named `<tableName>_revoked`, within MySQL's 64.
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,55}$/.test(tableName)) {
+    throw new EzSessionConfigError('tableName', `must be letters, digits and "_" (at most 56, not starting with a digit); got ${JSON.stringify(tableName)}`);
   }
   const headerName = (options.headerName ?? 'x-session-token').toLowerCase();
   if (!TOKEN_CHARS.test(headerName)) {
@@ -63,6 +70,11 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     throw new EzSessionConfigError('keyPrefix', 'must be a string of at most 64 characters');
   }
 
+  const idleTimeout = bounded('idleTimeout', options.idleTimeout, 7200, 1, 400 * 86400);
+  const absoluteTimeout = bounded('absoluteTimeout', options.absoluteTimeout, Math.max(86400, idleTimeout), 1, 400 * 86400);
+  if (absoluteTimeout < idleTimeout) {
+    throw new EzSessionConfigError('absoluteTimeout', `(${absoluteTimeout}) must not be shorter than idleTimeout (${idleTimeout})`);
+  }
   return {
     keys,
     database,
@@ -73,7 +85,13 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     tableName,
     keyPrefix,
     createTable: options.createTable ?? true,
-    idleTimeout: bounded('idleTimeout', options.idleTimeout, 7200, 60, 400 * 86400),
+    idleTimeout,
+    absoluteTimeout,
+    gcInterval: bounded('gcInterval', options.gcInterval, 600, 0, 86400),
+    gcBatchSize: Math.floor(bounded('gcBatchSize', options.gcBatchSize, 1000, 1, 100_000)),
+    bind: resolveBinding(options.bind ?? {}),
+    userId: resolveUserId(options.userId),
+    hooks: options.on ?? {},
     cacheTtl: bounded('cacheTtl', options.cacheTtl, 3600, 1, 400 * 86400),
     lockTimeout: bounded('lockTimeout', options.lockTimeout, 5, 0.1, 300),
     maxSessionBytes: bounded('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 256, 15 * 1024 * 1024),
@@ -146,6 +164,22 @@ function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): R
     throw new EzSessionConfigError('cookie.name', 'uses the __Secure- prefix, which needs secure: true');
   }
   return { name, secure, sameSite, domain: cookie.domain, path };
+}
+
+function resolveBinding(bind: NonNullable<EzSessionModuleOptions['bind']>): ResolvedOptions['bind'] {
+  if (bind.custom !== undefined && typeof bind.custom !== 'function') {
+    throw new EzSessionConfigError('bind.custom', 'must be a function (request) => string');
+  }
+  return { userAgent: bind.userAgent ?? true, ip: bind.ip ?? false, custom: bind.custom };
+}
+
+function resolveUserId(source: EzSessionModuleOptions['userId']): EzSessionUserIdSource | undefined {
+  if (source === undefined) return undefined;
+  const key = 'session' in source ? source.session : 'claim' in source ? source.claim : undefined;
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new EzSessionConfigError('userId', "must be { session: 'key' } or { claim: 'name' }");
+  }
+  return source;
 }
 
 function bounded(option: string, value: number | undefined, fallback: number, min: number, max: number): number {

@@ -14,3 +14,7 @@ export function requestSessionOf(request: object): RequestSession {
   }
   return session;
 }
+
+export function findRequestSession(request: object): RequestSession | undefined {
+  return sessions.get(request);
+}

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { ReadonlySessionError, SessionClaimError } from '../ez-session.errors.js';
 import { FlashBag } from '../flash/flash-bag.js';
-import type { SessionLock, SessionRow } from '../storage/session.repository.js';
+import type { LockedRead, SessionLock } from '../storage/session.repository.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
 import { ChangeTracker } from './change-tracker.js';
-import { assertJsonSafe, fingerprintValue, type SessionDocument } from './session-document.js';
+import { assertJsonSafe, emptyDocument, fingerprintValue, type SessionDocument } from './session-document.js';
 import type { SessionUsage } from './session-usage.js';
 
 /** What a request changed, collected once the handler has returned. */
@@ -16,6 +16,16 @@ export interface SessionChanges {
   claimsChanged: boolean;
 }
 
+/** Facts about the incoming token that the session needs beyond its claims. */
+export interface SessionStart {
+  claims: SessionClaims | undefined;
+  /** Binding hash for the token to issue (fresh sessions, or tokens re-signed with the current key). */
+  fingerprint: string | undefined;
+  /** The token must be re-issued even if nothing changes (half its idle window used, or an old key). */
+  refresh: boolean;
+  now: number;
+}
+
 /**
  * One request's view of its session: the verified token, the data loaded for it (only when a
  * handler asked for it), and trackers that record what the handler changes.
@@ -23,14 +33,24 @@ export interface SessionChanges {
 export class RequestSession {
   sid: string;
   stored: boolean;
+  /** Session creation time (seconds), the start of the absolute timeout. */
+  createdAt: number;
+  fingerprint: string | undefined;
   /** A valid token came with the request. */
   readonly hadToken: boolean;
-  /** Whether the client must get a new token even if nothing else changed (e.g. its `stored` flag was wrong). */
+  readonly refresh: boolean;
+  /** The client must get a new token even if nothing else changed (new id, or its `stored` flag was wrong). */
   replaced = false;
-  /** The lock held across the handler, for `@Session({ lock: true })`. */
+  /** The session was destroyed in this request; the cookie is cleared unless something new is stored. */
+  destroyed = false;
+  /** The id a regeneration replaced in this request. */
+  previousSid: string | undefined;
+  /** The lock held across the handler (`@Session({ lock: true })`) or by an operation in progress. */
   lock: SessionLock | undefined;
-  /** The row as read under `lock` before the handler ran (`null`: none); the write need not read it again. */
-  lockedRow: SessionRow | null | undefined;
+  /** What was read under `lock`; the write need not read it again. */
+  lockedRead: LockedRead | undefined;
+  /** Expiry of the stored row as loaded (ms), to decide whether to extend it. */
+  loadedExpiresAt: number | undefined;
   committed = false;
 
   private readonly incomingStored: boolean;
@@ -41,12 +61,17 @@ export class RequestSession {
   private flashBag: FlashBag | undefined;
 
   constructor(
-    claims: SessionClaims | undefined,
-    readonly usage: SessionUsage
+    start: SessionStart,
+    readonly usage: SessionUsage,
+    private readonly newFingerprint: () => string | undefined
   ) {
+    const { claims } = start;
     this.hadToken = claims !== undefined;
     this.sid = claims?.sid ?? randomUUID();
     this.stored = this.incomingStored = claims?.stored ?? false;
+    this.createdAt = claims?.sct ?? start.now;
+    this.fingerprint = start.fingerprint;
+    this.refresh = start.refresh;
     this.claims = this.trackClaims(claims?.custom ?? {});
     this.claimsBaseline = JSON.stringify(this.claims.target);
   }
@@ -60,13 +85,35 @@ export class RequestSession {
     this.flashBag = new FlashBag(document.flash, this.usage.readonly);
   }
 
-  /** Starts over with a new id and nothing in it: the token pointed at a session that no longer exists. */
-  restart(): void {
+  /** Starts over with a new id and nothing in it: the old session ended (expired, destroyed, revoked). */
+  restart(now: number): void {
     this.sid = randomUUID();
     this.stored = false;
     this.replaced = true;
+    this.createdAt = now;
+    this.fingerprint = this.newFingerprint();
+    this.lockedRead = undefined;
     this.claims = this.trackClaims({});
     this.claimsBaseline = '{}';
+  }
+
+  /** After a destroy: data read before it is gone; what the handler sets from now on (and flash) belongs to the new session. */
+  forgetStoredData(): void {
+    if (this.data) {
+      for (const key of Object.keys(this.data.target)) delete this.data.target[key];
+      this.data.changed.clear();
+      this.dataBaseline = {};
+    }
+    this.flashBag?.forgetIncoming();
+  }
+
+  /** Moves to a new id keeping data and claims (regeneration). */
+  moveTo(sid: string, now: number): void {
+    this.previousSid = this.sid;
+    this.sid = sid;
+    this.createdAt = now;
+    this.replaced = true;
+    this.lockedRead = undefined;
   }
 
   get sessionProxy(): Record<string, unknown> {
@@ -85,6 +132,11 @@ export class RequestSession {
 
   get customClaims(): Record<string, unknown> {
     return this.claims.target;
+  }
+
+  /** The data as the handler left it (for deriving the user id column). */
+  get currentData(): Record<string, unknown> {
+    return this.data?.target ?? emptyDocument().data;
   }
 
   /** Whether the `stored` flag now differs from what the client's token says. */

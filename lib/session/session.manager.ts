@@ -2,27 +2,28 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache, type CachedSession } from '../cache/session-cache.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
-import { SessionClaimError } from '../ez-session.errors.js';
+import { SessionClaimError, SessionLockTimeoutError } from '../ez-session.errors.js';
+import type { EzSessionEvent } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
-import { SessionRepository, type SessionRow } from '../storage/session.repository.js';
+import { RevocationRegistry } from '../revocation/revocation.registry.js';
+import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
+import type { SessionClaims } from '../token/session-claims.js';
 import { MAX_TOKEN_BYTES, SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
 import { readToken } from '../token/token-transport.js';
+import { bindRequestSession, findRequestSession } from './request-session.registry.js';
 import { RequestSession, type SessionChanges } from './request-session.js';
-import {
-  assertJsonSafe,
-  decodeDocument,
-  emptyDocument,
-  encodeDocument,
-  isEmptyDocument,
-  type SessionDocument
-} from './session-document.js';
+import { decodeDocument, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
 import type { SessionUsage } from './session-usage.js';
 
-/** A token to send back: the interceptor puts it in Set-Cookie and the token header. */
-export interface IssuedToken {
-  token: string;
-  maxAge: number;
+/** What the interceptor sends back: a new token, or an order to clear the cookie. */
+export type IssuedToken = { token: string; maxAge: number } | { clear: true };
+
+export interface HttpRequestLike {
+  headers: Record<string, string | string[] | undefined>;
+  ip?: string;
 }
+
+const NO_USAGE: SessionUsage = { session: false, jwt: false, flash: false, lock: false, readonly: false };
 
 /**
  * One request's path through EzSession: token -> lazy load -> (handler) -> changes -> locked
@@ -36,12 +37,14 @@ export class SessionManager {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly codec: SessionTokenCodec,
     private readonly repository: SessionRepository,
-    private readonly cache: SessionCache
+    private readonly cache: SessionCache,
+    private readonly revocations: RevocationRegistry
   ) {}
 
   /** Verifies the token and loads what the handler's decorators need; no I/O for claims-only handlers. */
-  async open(headers: Record<string, string | string[] | undefined>, usage: SessionUsage): Promise<RequestSession> {
-    const session = new RequestSession(this.codec.verify(readToken(headers, this.options.cookie.name)), usage);
+  async open(request: HttpRequestLike, usage: SessionUsage): Promise<RequestSession> {
+    const session = this.start(request, usage);
+    bindRequestSession(request, session);
     if (usage.session || usage.flash) {
       if (usage.lock && !usage.readonly) await this.loadLocked(session);
       else await this.load(session);
@@ -49,18 +52,29 @@ export class SessionManager {
     return session;
   }
 
+  /** The session of a request, opened without loading anything if its handler had no EzSession decorator. */
+  sessionOf(request: HttpRequestLike): RequestSession {
+    const existing = findRequestSession(request);
+    if (existing) return existing;
+    const session = this.start(request, NO_USAGE);
+    bindRequestSession(request, session);
+    return session;
+  }
+
   /**
-   * Persists what the handler changed and returns the token to send, if any. The token is only
-   * issued after the write committed, so a client never holds `stored=true` for data that is not there.
+   * Persists what the handler changed and returns what to send back. A token is only issued
+   * after the write committed, so a client never holds `stored=true` for data that is not there.
    */
   async commit(session: RequestSession): Promise<IssuedToken | undefined> {
     if (session.committed) return undefined;
     session.committed = true;
     try {
+      // changes() refuses unstorable values before any lock: nothing is written and nothing waits.
       const changes = session.changes();
-      // changes() has already refused unstorable values: before any lock, so nothing is written and nothing waits.
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
         await this.persist(session, changes);
+      } else {
+        await this.extendIfDue(session);
       }
       return this.tokenFor(session, changes);
     } finally {
@@ -75,14 +89,80 @@ export class SessionManager {
     await lock?.release();
   }
 
+  /** New id for the same data and claims; the old id is revoked everywhere. */
+  async regenerate(session: RequestSession): Promise<void> {
+    const previousSid = session.sid;
+    const sid = randomUUID();
+    const now = Date.now();
+    await this.underLock(session, async (lock) => {
+      const { row, revoked } = session.lockedRead ?? (await lock.read());
+      if (row && !revoked) await lock.copyTo(sid, { ...row, createdAt: now });
+      await lock.revoke(this.revocationEnd());
+      if (row && !revoked) await this.cache.set(sid, { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt }, this.cacheTtl(row.expiresAt));
+      session.stored = Boolean(row && !revoked);
+    });
+    await this.cache.delete(previousSid);
+    await this.revocations.announce(previousSid, this.revocationEnd());
+    session.moveTo(sid, nowSeconds());
+    this.emit({ type: 'regenerated', sid, previousSid });
+  }
+
+  /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
+  async destroy(session: RequestSession): Promise<void> {
+    const sid = session.sid;
+    await this.underLock(session, (lock) => lock.revoke(this.revocationEnd()));
+    await this.cache.delete(sid);
+    await this.revocations.announce(sid, this.revocationEnd());
+    session.restart(nowSeconds());
+    session.destroyed = true;
+    session.forgetStoredData();
+    this.emit({ type: 'destroyed', sid });
+  }
+
+  /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
+  async revoke(sid: string): Promise<void> {
+    await this.repository.withLock(sid, (lock) => lock.revoke(this.revocationEnd()));
+    await this.cache.delete(sid);
+    await this.revocations.announce(sid, this.revocationEnd());
+    this.emit({ type: 'revoked', sid });
+  }
+
+  private start(request: HttpRequestLike, usage: SessionUsage): RequestSession {
+    const now = nowSeconds();
+    const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
+    const binding = () => this.bindingOf(request);
+    let claims: SessionClaims | undefined;
+    let fingerprint: string | undefined;
+    if (verdict.valid) {
+      const candidate = verdict.claims;
+      const bound = binding();
+      if (this.revocations.has(candidate.sid)) {
+        // A revoked id: treated as no token, silently (the owner logged out or was logged out).
+      } else if (candidate.sct + this.options.absoluteTimeout <= now) {
+        this.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
+      } else if (bound !== undefined && candidate.fp !== this.codec.fingerprint(bound, verdict.key)) {
+        // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
+        this.emit({ type: 'fingerprintMismatch', sid: candidate.sid });
+      } else {
+        claims = candidate;
+        fingerprint = verdict.key === 0 ? candidate.fp : bound === undefined ? undefined : this.codec.fingerprint(bound);
+      }
+    } else if (verdict.reason === 'expired') {
+      this.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
+    }
+    const halfIdle = this.options.idleTimeout / 2;
+    const refresh = claims !== undefined && (now - claims.iat >= halfIdle || (verdict.valid && verdict.key !== 0));
+    if (!claims) fingerprint = this.fingerprintOf(request);
+    return new RequestSession({ claims, fingerprint, refresh, now }, usage, () => this.fingerprintOf(request));
+  }
+
   private async load(session: RequestSession): Promise<void> {
     if (!session.stored) {
       session.attach(emptyDocument(), emptyDocument());
       return;
     }
     const cached = await this.cache.get(session.sid);
-    const now = Date.now();
-    let found: CachedSession | undefined = cached && cached.expiresAt > now ? cached : undefined;
+    let found: CachedSession | undefined = cached && cached.expiresAt > Date.now() ? cached : undefined;
     if (!found) {
       const row = await this.repository.find(session.sid);
       if (row) {
@@ -91,42 +171,46 @@ export class SessionManager {
       }
     }
     const document = found && this.decode(session.sid, found.data, found.flash);
-    if (!document) {
-      // The token says stored, but the session ended (expired, destroyed): start a new one
-      // rather than resurrect the old id.
-      session.restart();
+    if (!found || !document) {
+      // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
+      // new one rather than resurrect the old id.
+      this.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
+      session.restart(nowSeconds());
       session.attach(emptyDocument(), emptyDocument());
       return;
     }
-    session.attach(document, this.decode(session.sid, found!.data, found!.flash)!);
+    session.loadedExpiresAt = found.expiresAt;
+    session.attach(document, this.decode(session.sid, found.data, found.flash)!);
   }
 
   /** `@Session({ lock: true })`: the lock is taken first and the row is read inside it. */
   private async loadLocked(session: RequestSession): Promise<void> {
-    session.lock = await this.repository.lock(session.sid);
-    let row = await session.lock.read();
-    if (!row && session.stored) {
+    session.lock = await this.lock(session.sid);
+    let read = await session.lock.read();
+    if (read.revoked || (!read.row && session.stored)) {
       await this.release(session);
-      session.restart();
-      session.lock = await this.repository.lock(session.sid);
-      row = undefined;
+      session.restart(nowSeconds());
+      session.lock = await this.lock(session.sid);
+      read = { row: undefined, revoked: false };
     }
-    session.lockedRow = row ?? null;
-    session.attach(this.documentOf(session.sid, row), this.documentOf(session.sid, row));
+    session.lockedRead = read;
+    session.loadedExpiresAt = read.row?.expiresAt;
+    session.attach(this.documentOf(session.sid, read.row), this.documentOf(session.sid, read.row));
   }
 
   private async persist(session: RequestSession, changes: SessionChanges): Promise<void> {
     // With `lock: true` the row was read under the lock this request still holds; otherwise lock now and re-read.
-    let row = session.lockedRow;
-    if (row === undefined) {
-      session.lock = await this.repository.lock(session.sid);
-      row = (await session.lock.read()) ?? null;
-      if (!row && session.stored) {
-        // The session ended while this request ran: writing would bring it back under its old id.
-        await this.release(session);
-        session.restart();
-        session.lock = await this.repository.lock(session.sid);
-      }
+    if (!session.lockedRead) {
+      session.lock ??= await this.lock(session.sid);
+      session.lockedRead = await session.lock.read();
+    }
+    let { row } = session.lockedRead;
+    if (session.lockedRead.revoked || (!row && session.stored)) {
+      // The session ended while this request ran: writing would bring it back under its old id.
+      await this.release(session);
+      session.restart(nowSeconds());
+      session.lock = await this.lock(session.sid);
+      row = undefined;
     }
     const lock = session.lock!;
     const document = this.documentOf(session.sid, row);
@@ -142,31 +226,110 @@ export class SessionManager {
     }
 
     const encoded = encodeDocument(document, this.options.maxSessionBytes);
-    const now = Date.now();
-    const expiresAt = now + this.options.idleTimeout * 1000;
-    const next: SessionRow = { data: encoded.data, flash: encoded.flash, createdAt: row?.createdAt ?? now, expiresAt };
+    const createdAt = row?.createdAt ?? session.createdAt * 1000;
+    const expiresAt = this.expiryFrom(Date.now(), createdAt);
+    const next: SessionRow = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(session, document) };
     if (row) await lock.update(next);
     else await lock.insert(next);
     await this.cache.set(session.sid, { data: encoded.data, flash: encoded.flash, expiresAt }, this.cacheTtl(expiresAt));
     session.stored = true;
   }
 
-  private tokenFor(session: RequestSession, changes: SessionChanges): IssuedToken | undefined {
-    const carriesSomething = session.stored || Object.keys(session.customClaims).length > 0;
-    const mustTell = changes.claimsChanged || session.storedFlagChanged || session.replaced;
-    if (!mustTell || !(carriesSomething || session.hadToken)) return undefined;
+  /**
+   * Sliding expiry at most once per half idle window: one conditional UPDATE, and the cache entry
+   * dropped so the next read picks up the new expiry.
+   */
+  private async extendIfDue(session: RequestSession): Promise<void> {
+    const loaded = session.loadedExpiresAt;
+    const now = Date.now();
+    if (!session.stored || loaded === undefined || loaded - now > (this.options.idleTimeout * 1000) / 2) return;
+    const expiresAt = this.expiryFrom(now, session.createdAt * 1000);
+    if (expiresAt <= loaded) return;
+    await this.repository.touch(session.sid, expiresAt);
+    await this.cache.delete(session.sid);
+  }
 
-    if (changes.claimsChanged) assertJsonSafe(session.customClaims, 'jwt');
+  private tokenFor(session: RequestSession, changes: SessionChanges): IssuedToken | undefined {
+    const hasClaims = Object.keys(session.customClaims).length > 0;
+    if (session.destroyed && !session.stored && !hasClaims) return { clear: true };
+    const mustTell = changes.claimsChanged || session.storedFlagChanged || session.replaced || session.refresh;
+    if (!mustTell || !(session.stored || hasClaims || session.hadToken)) return undefined;
+
     const now = nowSeconds();
-    const exp = now + this.options.idleTimeout;
-    const token = this.codec.sign({ sid: session.sid, stored: session.stored, exp, custom: session.customClaims }, now);
+    const exp = Math.min(now + this.options.idleTimeout, session.createdAt + this.options.absoluteTimeout);
+    const token = this.codec.sign(
+      { sid: session.sid, stored: session.stored, exp, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
+      now
+    );
     const cookieBytes = this.options.cookie.name.length + 1 + token.length;
     if (cookieBytes > MAX_TOKEN_BYTES) {
       throw new SessionClaimError(
         `The session token would be ${cookieBytes} bytes with its cookie name, over the ${MAX_TOKEN_BYTES} a browser keeps; keep @Jwt() claims small (they are ${JSON.stringify(session.customClaims).length} bytes of JSON) and put larger data in @Session().`
       );
     }
+    if ((!session.hadToken || session.replaced) && !session.previousSid) this.emit({ type: 'created', sid: session.sid });
     return { token, maxAge: exp - now };
+  }
+
+  /** Runs `work` under the session's lock: the one this request holds, or one taken for it. */
+  private async underLock(session: RequestSession, work: (lock: SessionLock) => Promise<void>): Promise<void> {
+    const held = session.lock;
+    const lock = held ?? (await this.lock(session.sid));
+    try {
+      await work(lock);
+    } finally {
+      session.lock = undefined;
+      session.lockedRead = undefined;
+      await lock.release();
+    }
+  }
+
+  private async lock(sid: string): Promise<SessionLock> {
+    try {
+      return await this.repository.lock(sid);
+    } catch (error) {
+      if (error instanceof SessionLockTimeoutError) this.emit({ type: 'lockTimeout', sid });
+      throw error;
+    }
+  }
+
+  /** A row never outlives the absolute timeout, counted from the session's creation. */
+  private expiryFrom(now: number, createdAt: number): number {
+    return Math.min(now + this.options.idleTimeout * 1000, createdAt + this.options.absoluteTimeout * 1000);
+  }
+
+  /** A tombstone lasts as long as the longest token that could still name the id. */
+  private revocationEnd(): number {
+    return Date.now() + (this.options.idleTimeout + this.options.clockSkew) * 1000;
+  }
+
+  private userIdOf(session: RequestSession, document: SessionDocument): string | null {
+    const source = this.options.userId;
+    if (!source) return null;
+    const value = 'session' in source ? document.data[source.session] : session.customClaims[source.claim];
+    return typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 191) : null;
+  }
+
+  private bindingOf(request: HttpRequestLike): string | undefined {
+    const { userAgent, ip, custom } = this.options.bind;
+    if (!userAgent && !ip && !custom) return undefined;
+    const agent = userAgent ? String(request.headers['user-agent'] ?? '') : '';
+    return `${agent}\n${ip ? (request.ip ?? '') : ''}\n${custom ? String(custom(request)) : ''}`;
+  }
+
+  private fingerprintOf(request: HttpRequestLike): string | undefined {
+    const binding = this.bindingOf(request);
+    return binding === undefined ? undefined : this.codec.fingerprint(binding);
+  }
+
+  private emit(event: EzSessionEvent): void {
+    const hook = this.options.hooks[event.type];
+    if (!hook) return;
+    try {
+      hook(event);
+    } catch (error) {
+      this.logger.error(`The ${event.type} hook threw: ${(error as Error).message}`);
+    }
   }
 
   private documentOf(sid: string, row: SessionRow | null | undefined): SessionDocument {
@@ -177,7 +340,7 @@ export class SessionManager {
     try {
       return decodeDocument(data, flash);
     } catch (error) {
-      this.logger.error(`Stored session ${hashForLog(sid)} is not valid JSON and is treated as empty: ${(error as Error).message}`);
+      this.logger.error(`Stored session ${sid.slice(0, 8)}… is not valid JSON and is treated as empty: ${(error as Error).message}`);
       return undefined;
     }
   }
@@ -198,9 +361,4 @@ function applyChanges(document: SessionDocument, changes: SessionChanges): void 
     if (document.flash[key]?.id === id) delete document.flash[key];
   }
   for (const [key, value] of changes.flashSet) document.flash[key] = { id: randomUUID().slice(0, 8), value };
-}
-
-/** Logs never carry a session id that could be replayed. */
-function hashForLog(sid: string): string {
-  return `${sid.slice(0, 8)}…`;
 }

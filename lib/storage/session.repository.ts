@@ -4,7 +4,7 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import { SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { createTableStatements } from './session-table.sql.js';
+import { createTableStatements, revokedTableName } from './session-table.sql.js';
 
 /** One row of the sessions table, with the document still serialized. */
 export interface SessionRow {
@@ -12,14 +12,26 @@ export interface SessionRow {
   flash: string | null;
   createdAt: number;
   expiresAt: number;
+  userId?: string | null;
+}
+
+/** What a writer sees under the lock: the live row, and whether the session id was revoked. */
+export interface LockedRead {
+  row: SessionRow | undefined;
+  revoked: boolean;
 }
 
 /** A session's lock, held: every call runs on the one connection that holds it. */
 export interface SessionLock {
-  read(): Promise<SessionRow | undefined>;
+  /** The row and the tombstone, in one round trip. */
+  read(): Promise<LockedRead>;
   insert(row: SessionRow): Promise<void>;
+  /** Inserts the row under another, freshly generated id (regeneration); no one else can know that id yet. */
+  copyTo(sid: string, row: SessionRow): Promise<void>;
   update(row: SessionRow): Promise<void>;
   delete(): Promise<void>;
+  /** Deletes the row and records the tombstone, until `until` (ms). */
+  revoke(until: number): Promise<void>;
   /** Frees the lock and the connection; safe to call more than once. */
   release(): Promise<void>;
 }
@@ -33,12 +45,14 @@ export class SessionRepository {
   private readonly logger = new Logger('EzSession');
   private readonly queue = new KeyedMutex();
   private readonly table: string;
+  private readonly revoked: string;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: ResolvedOptions
   ) {
     this.table = dataSource.driver.escape(options.tableName);
+    this.revoked = dataSource.driver.escape(revokedTableName(options.tableName));
   }
 
   async createTable(): Promise<void> {
@@ -51,6 +65,54 @@ export class SessionRepository {
   async find(sid: string): Promise<SessionRow | undefined> {
     const rows = await this.storeCall(() => this.dataSource.query(this.selectSql, [sid]));
     return liveRow(rows);
+  }
+
+  /**
+   * Extends a live row's expiry without the lock: the condition makes it monotonic, so it can
+   * never shorten a session or revive a deleted one.
+   */
+  async touch(sid: string, expiresAt: number): Promise<void> {
+    await this.storeCall(() =>
+      this.dataSource.query(`UPDATE ${this.table} SET expires_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`, [expiresAt, sid, expiresAt, Date.now()])
+    );
+  }
+
+  /** Deletes up to `limit` expired rows and tombstones; returns how many went. */
+  async deleteExpired(limit: number): Promise<number> {
+    const now = Date.now();
+    let deleted = 0;
+    for (const table of [this.table, this.revoked]) {
+      const sql =
+        this.options.dialect === 'mysql'
+          ? `DELETE FROM ${table} WHERE expires_at <= ? LIMIT ${limit}`
+          : `DELETE FROM ${table} WHERE sid IN (SELECT sid FROM ${table} WHERE expires_at <= ? LIMIT ${limit})`;
+      deleted += await this.affected(sql, [now]);
+    }
+    return deleted;
+  }
+
+  /** Tombstones still in force, revoked at or after `since` (ms). */
+  async revokedSince(since: number): Promise<Array<{ sid: string; until: number }>> {
+    const rows = await this.storeCall(() =>
+      this.dataSource.query(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, Date.now()])
+    );
+    return (rows as Array<Record<string, unknown>>).map((row) => ({ sid: String(row.sid), until: Number(row.expires_at) }));
+  }
+
+  /** Live stored sessions of one user, newest activity first (one indexed query). */
+  async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
+    const rows = await this.storeCall(() =>
+      this.dataSource.query(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
+        userId,
+        Date.now()
+      ])
+    );
+    return (rows as Array<Record<string, unknown>>).map((row) => ({
+      sid: String(row.sid),
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+      expiresAt: Number(row.expires_at)
+    }));
   }
 
   async countActive(): Promise<number> {
@@ -124,20 +186,19 @@ export class SessionRepository {
   private heldLock(runner: QueryRunner, sid: string, release: () => Promise<void>): SessionLock {
     return {
       release,
-      read: async () => liveRow(await this.storeCall(() => runner.query(this.selectSql, [sid]))),
-      insert: async (row) => {
-        await this.storeCall(() =>
-          runner.query(
-            `INSERT INTO ${this.table} (sid, data, flash, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-            [sid, row.data, row.flash, row.createdAt, Date.now(), row.expiresAt]
-          )
-        );
+      read: async () => {
+        const rows = await this.storeCall(() => runner.query(this.lockedReadSql, [sid, sid, Date.now()]));
+        const tombstone = (rows as Array<Record<string, unknown>>).some((row) => Number(row.revoked) === 1);
+        return { row: liveRow(rows.filter((row: Record<string, unknown>) => Number(row.revoked) === 0)), revoked: tombstone };
       },
+      insert: (row) => this.insertRow(runner, sid, row),
+      copyTo: (newSid, row) => this.insertRow(runner, newSid, row),
       update: async (row) => {
         await this.storeCall(() =>
-          runner.query(`UPDATE ${this.table} SET data = ?, flash = ?, updated_at = ?, expires_at = ? WHERE sid = ?`, [
+          runner.query(`UPDATE ${this.table} SET data = ?, flash = ?, user_id = ?, updated_at = ?, expires_at = ? WHERE sid = ?`, [
             row.data,
             row.flash,
+            row.userId ?? null,
             Date.now(),
             row.expiresAt,
             sid
@@ -146,12 +207,45 @@ export class SessionRepository {
       },
       delete: async () => {
         await this.storeCall(() => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
+      },
+      revoke: async (until) => {
+        await this.storeCall(() => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
+        const upsert =
+          this.options.dialect === 'mysql'
+            ? `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`
+            : `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`;
+        await this.storeCall(() => runner.query(upsert, [sid, Date.now(), until]));
       }
     };
   }
 
+  private async insertRow(runner: QueryRunner, sid: string, row: SessionRow): Promise<void> {
+    await this.storeCall(() =>
+      runner.query(
+        `INSERT INTO ${this.table} (sid, data, flash, user_id, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [sid, row.data, row.flash, row.userId ?? null, row.createdAt, Date.now(), row.expiresAt]
+      )
+    );
+  }
+
   private get selectSql(): string {
-    return `SELECT data, flash, created_at, expires_at FROM ${this.table} WHERE sid = ?`;
+    return `SELECT data, flash, user_id, created_at, expires_at FROM ${this.table} WHERE sid = ?`;
+  }
+
+  // The row and its tombstone in one round trip, so a write keeps to lock, read, write, unlock.
+  private get lockedReadSql(): string {
+    return `SELECT data, flash, user_id, created_at, expires_at, 0 AS revoked FROM ${this.table} WHERE sid = ?
+UNION ALL SELECT NULL, NULL, NULL, NULL, expires_at, 1 FROM ${this.revoked} WHERE sid = ? AND expires_at > ?`;
+  }
+
+  private async affected(sql: string, parameters: unknown[]): Promise<number> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const result = await this.storeCall(() => runner.query(sql, parameters, true));
+      return Number(result.affected ?? 0);
+    } finally {
+      await runner.release();
+    }
   }
 
   /** Store failures become a 503 that names the cause; lock timeouts pass through as they are. */
@@ -179,6 +273,7 @@ function liveRow(rows: Array<Record<string, unknown>>): SessionRow | undefined {
     data: String(row.data),
     flash: row.flash === null || row.flash === undefined ? null : String(row.flash),
     createdAt: Number(row.created_at),
-    expiresAt
+    expiresAt,
+    userId: row.user_id === null || row.user_id === undefined ? null : String(row.user_id)
   };
 }

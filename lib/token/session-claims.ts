@@ -11,8 +11,18 @@ export interface SessionClaims {
   stored: boolean;
   iat: number;
   exp: number;
+  /** When the session was created (seconds): the start of its absolute timeout. */
+  sct: number;
+  /** Keyed hash of what the session is bound to (user agent, IP...), if anything. */
+  fp: string | undefined;
   /** The application's own claims (everything not reserved). */
   custom: Record<string, unknown>;
 }
+
+/** A token checked: its claims, or why it was refused. */
+export type TokenVerdict =
+  | { valid: true; claims: SessionClaims; key: number }
+  | { valid: false; reason: 'absent' | 'malformed' | 'signature' }
+  | { valid: false; reason: 'expired'; sid: string };
 
 export const SID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ResolvedOptions, SigningKey } from '../options/resolved-options.js';
-import { RESERVED_CLAIMS, SID_PATTERN, type SessionClaims } from './session-claims.js';
+import { RESERVED_CLAIMS, SID_PATTERN, type SessionClaims, type TokenVerdict } from './session-claims.js';
 
 /** Browsers drop a cookie whose name and value exceed 4096 bytes (RFC 6265bis). */
 export const MAX_TOKEN_BYTES = 4096;
@@ -13,56 +13,60 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
  */
 export class SessionTokenCodec {
   private readonly signer: SigningKey;
-  private readonly verifiers: Map<string | undefined, SigningKey>;
+  private readonly verifiers: Map<string | undefined, number>;
   private readonly signingHeader: string;
 
   constructor(private readonly options: Pick<ResolvedOptions, 'keys' | 'clockSkew'>) {
     this.signer = options.keys[0];
-    this.verifiers = new Map(options.keys.map((k) => [k.id, k]));
+    this.verifiers = new Map(options.keys.map((k, index) => [k.id, index]));
     const header = this.signer.id === undefined ? { alg: 'HS256', typ: 'JWT' } : { alg: 'HS256', typ: 'JWT', kid: this.signer.id };
     this.signingHeader = base64url(JSON.stringify(header));
   }
 
   sign(claims: Omit<SessionClaims, 'iat'>, now = nowSeconds()): string {
-    const payload = base64url(JSON.stringify({ ...claims.custom, sid: claims.sid, stored: claims.stored, iat: now, exp: claims.exp }));
+    const { sid, stored, exp, sct, fp } = claims;
+    const payload = base64url(JSON.stringify({ ...claims.custom, sid, stored, iat: now, exp, sct, ...(fp === undefined ? {} : { fp }) }));
     const input = `${this.signingHeader}.${payload}`;
     return `${input}.${mac(this.signer, input).toString('base64url')}`;
   }
 
-  /** The claims of a genuine, unexpired token; `undefined` for anything else, never a throw. */
-  verify(token: string | undefined, now = nowSeconds()): SessionClaims | undefined {
-    if (!token || token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) return undefined;
+  /** The claims of a genuine, unexpired token, or why it is refused; never throws. */
+  verify(token: string | undefined, now = nowSeconds()): TokenVerdict {
+    if (!token) return { valid: false, reason: 'absent' };
+    if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) return { valid: false, reason: 'malformed' };
     const [headerPart, payloadPart, signaturePart] = token.split('.');
     const header = parseObject(headerPart);
-    if (!header || header.alg !== 'HS256' || (header.typ !== undefined && header.typ !== 'JWT')) return undefined;
-    if (header.kid !== undefined && typeof header.kid !== 'string') return undefined;
-    const key = this.verifiers.get(header.kid as string | undefined);
-    if (!key) return undefined;
+    if (!header || header.alg !== 'HS256' || (header.typ !== undefined && header.typ !== 'JWT')) return { valid: false, reason: 'malformed' };
+    if (header.kid !== undefined && typeof header.kid !== 'string') return { valid: false, reason: 'malformed' };
+    const keyIndex = this.verifiers.get(header.kid as string | undefined);
+    if (keyIndex === undefined) return { valid: false, reason: 'signature' };
     // Compared as canonical text: base64url decoding is lenient in its last character.
-    const expected = Buffer.from(mac(key, `${headerPart}.${payloadPart}`).toString('base64url'));
-    if (!timingSafeEqual(Buffer.from(signaturePart), expected)) return undefined;
+    const expected = Buffer.from(mac(this.options.keys[keyIndex], `${headerPart}.${payloadPart}`).toString('base64url'));
+    if (!timingSafeEqual(Buffer.from(signaturePart), expected)) return { valid: false, reason: 'signature' };
 
     const payload = parseObject(payloadPart);
-    if (!payload) return undefined;
-    const { sid, stored, iat, exp } = payload;
-    if (typeof sid !== 'string' || !SID_PATTERN.test(sid) || typeof stored !== 'boolean') return undefined;
-    if (!isNumericDate(iat) || !isNumericDate(exp)) return undefined;
+    if (!payload) return { valid: false, reason: 'malformed' };
+    const { sid, stored, iat, exp, sct, fp } = payload;
+    if (typeof sid !== 'string' || !SID_PATTERN.test(sid) || typeof stored !== 'boolean') return { valid: false, reason: 'malformed' };
+    if (!isNumericDate(iat) || !isNumericDate(exp) || !isNumericDate(sct)) return { valid: false, reason: 'malformed' };
+    if (fp !== undefined && typeof fp !== 'string') return { valid: false, reason: 'malformed' };
     const skew = this.options.clockSkew;
-    if (exp + skew <= now || iat - skew > now) return undefined;
-    if (payload.nbf !== undefined && (!isNumericDate(payload.nbf) || payload.nbf - skew > now)) return undefined;
+    if (iat - skew > now || sct - skew > now) return { valid: false, reason: 'malformed' };
+    if (payload.nbf !== undefined && (!isNumericDate(payload.nbf) || payload.nbf - skew > now)) return { valid: false, reason: 'malformed' };
+    if (exp + skew <= now) return { valid: false, reason: 'expired', sid };
 
     const custom: Record<string, unknown> = {};
     for (const name of Object.keys(payload)) {
       if (!RESERVED_CLAIMS.has(name)) custom[name] = payload[name];
     }
-    return { sid, stored, iat, exp, custom };
+    return { valid: true, claims: { sid, stored, iat, exp, sct, fp, custom }, key: keyIndex };
   }
 
-  /** Whether this token was signed with a key other than the current signing key. */
-  signedWithOldKey(token: string): boolean {
-    const kid = parseObject(token.slice(0, token.indexOf('.')))?.kid;
-    return kid !== this.signer.id;
+  /** Keyed hash of what a session is bound to, with the key that verified its token (so rotation keeps bindings). */
+  fingerprint(binding: string, key = 0): string {
+    return mac(this.options.keys[key], `ezsession-binding\0${binding}`).subarray(0, 16).toString('base64url');
   }
+
 }
 
 export function nowSeconds(): number {

@@ -1,0 +1,88 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from '../ez-session.constants.js';
+import type { ResolvedOptions } from '../options/resolved-options.js';
+import { SessionRepository } from '../storage/session.repository.js';
+
+/** The Redis connection in use, if any, and whether EzSession created it. */
+export interface SessionRedis {
+  client: Redis | undefined;
+  owned: boolean;
+}
+
+/**
+ * Revoked session ids, kept in memory so that checking a token costs no I/O, also for tokens
+ * that never stored anything. MySQL holds the durable record (loaded at boot, re-read on the GC
+ * schedule as a fallback); Redis pub/sub tells the other instances at once.
+ */
+@Injectable()
+export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('EzSession');
+  private readonly revoked = new Map<string, number>();
+  private readonly channel: string;
+  private subscriber: Redis | undefined;
+  private syncedAt = 0;
+
+  constructor(
+    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly repository: SessionRepository,
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
+  ) {
+    this.channel = `${options.keyPrefix}revoked`;
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.resync();
+    if (this.redis.client) await this.subscribe(this.redis.client);
+  }
+
+  has(sid: string): boolean {
+    const until = this.revoked.get(sid);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.revoked.delete(sid);
+    return false;
+  }
+
+  /** Records a revocation here and tells the other instances; the caller has written the tombstone. */
+  async announce(sid: string, until: number): Promise<void> {
+    this.remember(sid, until);
+    await this.redis.client?.publish(this.channel, `${sid} ${until}`).catch((error: Error) => {
+      this.logger.warn(`Could not announce a revocation over Redis (${error.message}); other instances learn it at their next sync`);
+    });
+  }
+
+  /** Re-reads tombstones written since the last sync (with a margin for clock differences) and drops expired ones. */
+  async resync(): Promise<void> {
+    const startedAt = Date.now();
+    for (const { sid, until } of await this.repository.revokedSince(this.syncedAt - 60_000)) this.remember(sid, until);
+    this.syncedAt = startedAt;
+    for (const [sid, until] of this.revoked) if (until <= startedAt) this.revoked.delete(sid);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.subscriber?.disconnect();
+  }
+
+  private remember(sid: string, until: number): void {
+    if (until > (this.revoked.get(sid) ?? 0)) this.revoked.set(sid, until);
+  }
+
+  private async subscribe(client: Redis): Promise<void> {
+    // A subscriber may queue while offline: ioredis subscribes again on every reconnect.
+    this.subscriber = client.duplicate({ enableOfflineQueue: true, lazyConnect: true, maxRetriesPerRequest: null });
+    this.subscriber.on('error', () => undefined);
+    this.subscriber.on('message', (_channel: string, message: string) => {
+      const [sid, until] = message.split(' ');
+      if (sid && Number(until) > 0) this.remember(sid, Number(until));
+    });
+    // Messages missed while disconnected are read back from MySQL.
+    this.subscriber.on('ready', () => void this.resync().catch(() => undefined));
+    try {
+      await this.subscriber.connect();
+      await this.subscriber.subscribe(this.channel);
+    } catch (error) {
+      this.logger.warn(`Revocations are not received over Redis yet (${(error as Error).message}); they are synced from the database`);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
+import type { ResolvedOptions } from '../options/resolved-options.js';
+import { RevocationRegistry } from '../revocation/revocation.registry.js';
+import { SessionRepository } from './session.repository.js';
+
+/**
+ * Deletes expired rows and tombstones in bounded batches, on a schedule and on demand. Expired
+ * sessions are unreadable anyway (every read checks expiry); this only reclaims space.
+ */
+@Injectable()
+export class SessionGarbageCollector implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('EzSession');
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+
+  constructor(
+    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly repository: SessionRepository,
+    private readonly revocations: RevocationRegistry
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.options.gcInterval === 0) return;
+    this.timer = setInterval(() => {
+      this.run().catch((error: Error) => this.logger.warn(`Session GC failed: ${error.message}`));
+    }, this.options.gcInterval * 1000);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One pass; concurrent callers share it. Returns the rows and tombstones deleted. */
+  run(): Promise<number> {
+    this.running ??= this.pass().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const deleted = await this.repository.deleteExpired(this.options.gcBatchSize);
+      total += deleted;
+      if (deleted < this.options.gcBatchSize) break;
+      // Let requests run between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await this.revocations.resync();
+    return total;
+  }
+}
