@@ -18,6 +18,7 @@ export class MemorySessionCache extends SessionCache {
 
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
     this.entries.delete(sid);
+    if (ttlMs < 1) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(sid, { value, until: Date.now() + ttlMs });
   }

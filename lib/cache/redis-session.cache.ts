@@ -24,16 +24,18 @@ export class RedisSessionCache extends SessionCache {
   }
 
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
+    if (ttlMs < 1) return this.delete(sid);
     try {
-      await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.max(1, Math.floor(ttlMs)));
+      await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.floor(ttlMs));
     } catch (error) {
       this.warn('write', error);
     }
   }
 
   async fill(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
+    if (ttlMs < 1) return;
     try {
-      await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.max(1, Math.floor(ttlMs)), 'NX');
+      await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.floor(ttlMs), 'NX');
     } catch (error) {
       this.warn('refill', error);
     }

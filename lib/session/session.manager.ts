@@ -129,6 +129,7 @@ export class SessionManager {
 
   private start(request: HttpRequestLike, usage: SessionUsage): RequestSession {
     const now = nowSeconds();
+    const exactNow = Date.now() / 1000;
     const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
     const binding = () => this.bindingOf(request);
     let claims: SessionClaims | undefined;
@@ -138,7 +139,7 @@ export class SessionManager {
       const bound = binding();
       if (this.revocations.has(candidate.sid)) {
         // A revoked id: treated as no token, silently (the owner logged out or was logged out).
-      } else if (candidate.sct + this.options.absoluteTimeout <= now) {
+      } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
         this.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.codec.fingerprint(bound, verdict.key)) {
         // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
@@ -150,8 +151,8 @@ export class SessionManager {
     } else if (verdict.reason === 'expired') {
       this.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
     }
-    const halfIdle = this.options.idleTimeout / 2;
-    const refresh = claims !== undefined && (now - claims.iat >= halfIdle || (verdict.valid && verdict.key !== 0));
+    // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
+    const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
     if (!claims) fingerprint = this.fingerprintOf(request);
     return new RequestSession({ claims, fingerprint, refresh, now }, usage, () => this.fingerprintOf(request));
   }
@@ -345,9 +346,9 @@ export class SessionManager {
     }
   }
 
-  /** A cache entry never outlives its session. */
+  /** A cache entry never outlives its session: it ends a second early, to cover the time the SET takes to land. */
   private cacheTtl(expiresAt: number): number {
-    return Math.min(this.options.cacheTtl * 1000, expiresAt - Date.now());
+    return Math.min(this.options.cacheTtl * 1000, expiresAt - Date.now() - 1000);
   }
 }
 
