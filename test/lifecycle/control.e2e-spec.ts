@@ -1,0 +1,234 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
+import { EzSessionService } from '../../lib/index.js';
+import { ADAPTERS, startFixtureApp, TEST_SECRET, type RunningApp } from '../fixtures/fixture-app.js';
+import { realStoreOptions } from '../support/fixture-options.js';
+import { claimsOf, SessionClient } from '../support/session-client.js';
+import { StorageCounters } from '../support/storage-counters.js';
+import { testEnv } from '../support/test-env.js';
+
+for (const adapter of ADAPTERS) {
+  describe(`regenerate, destroy and revoke (${adapter})`, () => {
+    let running: RunningApp;
+    let mysql: Connection;
+    let redis: Redis;
+    let counters: StorageCounters;
+    const options = realStoreOptions({ userId: { session: 'userId' } });
+
+    before(async () => {
+      running = await startFixtureApp(adapter, options);
+      mysql = await createConnection(testEnv().mysqlUrl);
+      redis = new Redis(testEnv().redisUrl);
+      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+    });
+    after(async () => {
+      await running?.close();
+      await mysql?.end();
+      redis?.disconnect();
+      await counters?.close();
+    });
+
+    const rowExists = async (sid: string) => {
+      const [rows] = await mysql.query<RowDataPacket[]>(`SELECT 1 FROM ${options.tableName} WHERE sid = ?`, [sid]);
+      return rows.length === 1;
+    };
+    const service = () => running.app.get(EzSessionService);
+
+    it('regenerate gives a new id that keeps the data and claims, and the old token stops working', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/login');
+      const old = client.fork();
+      const response = await client.post('/life/regenerate');
+      assert.notEqual(claimsOf(response.issued).sid, claimsOf(old.token).sid);
+      assert.deepEqual((await client.get('/me')).body, { data: { userId: 42 } });
+      assert.deepEqual((await client.get('/claims')).body, { claims: { role: 'admin' } });
+      assert.deepEqual((await old.get('/me')).body, { data: {} });
+      assert.deepEqual((await old.get('/claims')).body, { claims: {} });
+      assert.equal(await rowExists(claimsOf(old.token).sid), false);
+    });
+
+    it('login on a pre-login token leaves the attacker who planted it with nothing (fixation)', async () => {
+      const victim = new SessionClient(running.url);
+      await victim.post('/claims', { visitor: true });
+      const attacker = victim.fork();
+      await victim.post('/life/login', { userId: 9 });
+      assert.deepEqual((await victim.get('/me')).body, { data: { userId: 9 } });
+      assert.deepEqual((await attacker.get('/me')).body, { data: {} });
+      assert.deepEqual((await attacker.post('/set', { planted: true })).status, 200);
+      assert.deepEqual((await victim.get('/me')).body, { data: { userId: 9 } });
+    });
+
+    it('regenerate under a held lock keeps the locked change', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/inc');
+      const response = await client.post('/life/locked-regenerate');
+      assert.deepEqual(response.body, { n: 2 });
+      assert.deepEqual((await client.get('/me')).body, { data: { n: 2 } });
+    });
+
+    it('destroy deletes the row and the cache entry and clears the cookie with the same attributes', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { userId: 1 });
+      const { sid } = claimsOf(client.token);
+      const response = await client.post('/life/destroy');
+      assert.equal(response.setCookie, 'ezsession=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax');
+      assert.equal(response.headers.get('cache-control'), 'no-store');
+      assert.equal(await rowExists(sid), false);
+      assert.equal(await redis.exists(`${options.keyPrefix}${sid}`), 0);
+      assert.deepEqual((await client.get('/me')).body, { data: {} });
+    });
+
+    it('a destroyed claims-only token is refused with no storage I/O', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/claims', { role: 'admin' });
+      const replay = client.fork();
+      await client.post('/life/destroy');
+      const usage = await counters.measure(() => replay.get('/claims'));
+      assert.deepEqual(usage.result.body, { claims: {} });
+      assert.deepEqual({ redis: usage.redis.total, mysql: usage.mysql.queries }, { redis: 0, mysql: 0 });
+    });
+
+    it('a flash message set after destroy reaches the next request', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { userId: 1 });
+      await client.post('/life/logout');
+      assert.deepEqual((await client.get('/flash/notice')).body, { value: 'Logged out' });
+      assert.deepEqual((await client.get('/me')).body, { data: {} });
+    });
+
+    it('a flash message set after regenerate reaches the next request', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { userId: 1 });
+      await client.post('/life/regenerate-then-flash');
+      assert.deepEqual((await client.get('/flash/notice')).body, { value: 'Welcome back' });
+      assert.deepEqual((await client.get('/me')).body, { data: { userId: 1 } });
+    });
+
+    it('a write racing a destroy never brings the destroyed session back', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { userId: 1 });
+      const { sid } = claimsOf(client.token);
+      const [write] = await Promise.all([client.fork().post('/set-slowly', { late: true }), client.fork().post('/life/destroy')]);
+      assert.equal(write.status, 200);
+      assert.equal(await rowExists(sid), false);
+      assert.notEqual(claimsOf(write.issued).sid, sid);
+      assert.deepEqual((await new SessionClient(running.url, 'cookie', write.issued).get('/me')).body, { data: { late: true } });
+    });
+
+    it('a stale stored=false token of a destroyed session cannot recreate it', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/claims', { visitor: true });
+      const stale = client.fork();
+      const { sid } = claimsOf(client.token);
+      await client.post('/set', { userId: 1 });
+      await client.post('/life/destroy');
+      const write = await stale.post('/set', { resurrected: true });
+      assert.notEqual(claimsOf(write.issued).sid, sid);
+      assert.equal(await rowExists(sid), false);
+    });
+
+    it('revoke(sid) ends a session by id', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { userId: 3 });
+      await service().revoke(claimsOf(client.token).sid);
+      assert.deepEqual((await client.get('/me')).body, { data: {} });
+    });
+
+    it('lists the live sessions of a user with one indexed query, and revokes all but one', async () => {
+      const userId = Math.floor(Math.random() * 1e9);
+      const devices = [new SessionClient(running.url), new SessionClient(running.url), new SessionClient(running.url)];
+      for (const device of devices) await device.post('/set', { userId });
+      const other = new SessionClient(running.url);
+      await other.post('/set', { userId: userId + 1 });
+      const listed = await counters.measure(() => service().listForUser(userId));
+      assert.equal(listed.mysql.queries, 1);
+      assert.deepEqual(listed.result.map((s) => s.sid).sort(), devices.map((d) => claimsOf(d.token).sid).sort());
+      const keep = claimsOf(devices[0].token).sid;
+      assert.equal(await service().revokeAllForUser(userId, { except: keep }), 2);
+      assert.deepEqual((await devices[0].get('/me')).body, { data: { userId } });
+      assert.deepEqual((await devices[1].get('/me')).body, { data: {} });
+      assert.deepEqual((await devices[2].get('/me')).body, { data: {} });
+      assert.deepEqual((await other.get('/me')).body, { data: { userId: userId + 1 } });
+      assert.deepEqual((await service().listForUser(userId)).map((s) => s.sid), [keep]);
+    });
+
+    it('after regenerate only the new id is listed for the user', async () => {
+      const userId = Math.floor(Math.random() * 1e9);
+      const client = new SessionClient(running.url);
+      await client.post('/set', { userId });
+      await client.post('/life/regenerate');
+      assert.deepEqual((await service().listForUser(userId)).map((s) => s.sid), [claimsOf(client.token).sid]);
+    });
+  });
+
+  describe(`revocation across instances (${adapter})`, () => {
+    const options = realStoreOptions();
+    let first: RunningApp;
+    let second: RunningApp;
+    before(async () => {
+      first = await startFixtureApp(adapter, options);
+      second = await startFixtureApp(adapter, options);
+    });
+    after(async () => {
+      await first?.close();
+      await second?.close();
+    });
+
+    it('a session destroyed on one instance is refused by another at once, also when it stored nothing', async () => {
+      const client = new SessionClient(first.url);
+      await client.post('/claims', { role: 'admin' });
+      const onSecond = new SessionClient(second.url, 'cookie', client.token);
+      assert.deepEqual((await onSecond.get('/claims')).body, { claims: { role: 'admin' } });
+      await client.post('/life/destroy');
+      let refused = false;
+      for (let attempt = 0; attempt < 50 && !refused; attempt++) {
+        refused = JSON.stringify((await onSecond.fork().get('/claims')).body) === JSON.stringify({ claims: {} });
+        if (!refused) await sleep(20);
+      }
+      assert.ok(refused, 'the other instance learned the revocation through Redis');
+    });
+
+    it('an instance started later knows earlier revocations from the database', async () => {
+      const client = new SessionClient(first.url);
+      await client.post('/claims', { role: 'admin' });
+      const replay = client.fork();
+      await client.post('/life/destroy');
+      const late = await startFixtureApp(adapter, options);
+      try {
+        assert.deepEqual((await new SessionClient(late.url, 'cookie', replay.token).get('/claims')).body, { claims: {} });
+      } finally {
+        await late.close();
+      }
+    });
+  });
+
+  describe(`operator view (${adapter})`, () => {
+    let running: RunningApp;
+    before(async () => (running = await startFixtureApp(adapter, realStoreOptions({ idleTimeout: 900, absoluteTimeout: 3600, lockTimeout: 2 }))));
+    after(async () => running?.close());
+
+    it('countActive counts stored, unexpired sessions', async () => {
+      const service = running.app.get(EzSessionService);
+      const before = await service.countActive();
+      const client = new SessionClient(running.url);
+      await client.post('/set', { a: 1 });
+      await new SessionClient(running.url).post('/claims', { only: 'claims' });
+      assert.equal(await service.countActive(), before + 1);
+    });
+
+    it('settings shows the resolved timeouts, GC schedule, cookie and backends, and never a secret', () => {
+      const settings = running.app.get(EzSessionService).settings();
+      assert.equal(settings.idleTimeout, 900);
+      assert.equal(settings.absoluteTimeout, 3600);
+      assert.equal(settings.lockTimeout, 2);
+      assert.deepEqual(settings.gc, { interval: 600, batchSize: 1000 });
+      assert.deepEqual(settings.cookie, { name: 'ezsession', secure: false, sameSite: 'lax', domain: undefined, path: '/', httpOnly: true });
+      assert.equal(settings.store.dialect, 'mysql');
+      assert.equal(settings.cache.kind, 'redis');
+      assert.ok(!JSON.stringify(settings).includes(TEST_SECRET));
+    });
+  });
+}
