@@ -2,9 +2,15 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { SessionCache, decodeCached, encodeCached, type CachedSession } from './session-cache.js';
 
-/** Redis cache: one GET per stored read, one SET (with a TTL) per write, one DEL per removal. */
+/**
+ * Redis cache: one GET per stored read, one SET (with a TTL) per write, one DEL per removal.
+ * When a SET or DEL fails, Redis may still hold the value it replaced; such sessions are read
+ * from MySQL and their keys deleted as soon as Redis answers again, before any cached read.
+ */
 export class RedisSessionCache extends SessionCache {
   private readonly logger = new Logger('EzSession');
+  private readonly stale = new Set<string>();
+  private purging: Promise<void> | undefined;
   private lastWarning = 0;
 
   constructor(
@@ -12,9 +18,12 @@ export class RedisSessionCache extends SessionCache {
     private readonly keyPrefix: string
   ) {
     super();
+    client.on('ready', () => void this.purgeStale());
   }
 
   async get(sid: string): Promise<CachedSession | undefined> {
+    if (this.stale.size > 0) await this.purgeStale();
+    if (this.stale.has(sid)) return undefined;
     try {
       return decodeCached(await this.client.get(this.keyPrefix + sid));
     } catch (error) {
@@ -28,12 +37,12 @@ export class RedisSessionCache extends SessionCache {
     try {
       await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.floor(ttlMs));
     } catch (error) {
-      this.warn('write', error);
+      this.markStale(sid, 'write', error);
     }
   }
 
   async fill(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
-    if (ttlMs < 1) return;
+    if (ttlMs < 1 || this.stale.has(sid)) return;
     try {
       await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.floor(ttlMs), 'NX');
     } catch (error) {
@@ -45,10 +54,28 @@ export class RedisSessionCache extends SessionCache {
     try {
       await this.client.del(this.keyPrefix + sid);
     } catch (error) {
-      this.warn('delete', error);
+      this.markStale(sid, 'delete', error);
     }
   }
 
+  private markStale(sid: string, operation: string, error: unknown): void {
+    this.stale.add(sid);
+    this.warn(operation, error);
+  }
+
+  private purgeStale(): Promise<void> {
+    if (this.stale.size === 0) return Promise.resolve();
+    this.purging ??= (async () => {
+      const sids = [...this.stale];
+      try {
+        await this.client.del(...sids.map((sid) => this.keyPrefix + sid));
+        for (const sid of sids) this.stale.delete(sid);
+      } catch {
+        // Still unreachable: these sessions keep bypassing the cache until a purge succeeds.
+      }
+    })().finally(() => (this.purging = undefined));
+    return this.purging;
+  }
 
   // One line per 10 s at most: an outage must not flood the log with a line per request.
   private warn(operation: string, error: unknown): void {

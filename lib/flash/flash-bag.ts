@@ -1,3 +1,4 @@
+import { ReadonlySessionError } from '../ez-session.errors.js';
 import type { FlashEntry } from '../session/session-document.js';
 import { assertJsonSafe } from '../session/session-document.js';
 
@@ -24,7 +25,7 @@ export class FlashBag {
   }
 
   set(key: string, value: unknown): void {
-    if (this.readonly) throw new TypeError(`Cannot set flash "${key}": this handler declared @Session({ readonly: true })`);
+    if (this.readonly) throw new ReadonlySessionError(`flash.${key}`);
     assertJsonSafe(value, `flash.${key}`);
     this.outgoing.set(key, value);
   }

@@ -44,7 +44,6 @@ export interface ResolvedOptions {
 
 const MYSQL_TYPES = new Set(['mysql', 'mariadb']);
 const SQLITE_TYPES = new Set(['sqljs', 'better-sqlite3', 'sqlite']);
-const KNOWN_PLACEHOLDERS = new Set(['your-secret-key', 'secret', 'changeme', 'change-me']);
 const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Validates the options once, at boot, and fills in defaults; every error names its option. */
@@ -114,7 +113,8 @@ function resolveKeys(secret: EzSessionModuleOptions['secret']): SigningKey[] {
     if (typeof entry?.secret !== 'string' || entry.secret.length < 32) {
       throw new EzSessionConfigError(where, 'must be at least 32 characters of random material');
     }
-    if (KNOWN_PLACEHOLDERS.has(entry.secret.toLowerCase()) || new Set(entry.secret).size < 8) {
+    // A long run of few characters ('aaaa…', '12121212…') is a placeholder, not a key.
+    if (new Set(entry.secret).size < 8) {
       throw new EzSessionConfigError(where, 'looks like a placeholder, not random material');
     }
     if (entry.id !== undefined) {

@@ -155,6 +155,7 @@ export class RequestSession {
       }
     }
     const flash = this.flashBag?.changes();
+    if (this.claims.changed.size > 0) assertJsonSafe(this.claims.target, 'jwt');
     return {
       data,
       flashSet: flash?.set ?? new Map(),

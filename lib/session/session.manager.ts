@@ -69,8 +69,9 @@ export class SessionManager {
     if (session.committed) return undefined;
     session.committed = true;
     try {
-      // changes() refuses unstorable values before any lock: nothing is written and nothing waits.
+      // changes() refuses unstorable values, and the token must fit a cookie, before any lock: nothing is written and nothing waits.
       const changes = session.changes();
+      if (changes.claimsChanged) this.assertTokenFits(session);
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
         await this.persist(session, changes);
       } else {
@@ -262,14 +263,23 @@ export class SessionManager {
       { sid: session.sid, stored: session.stored, exp, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
       now
     );
-    const cookieBytes = this.options.cookie.name.length + 1 + token.length;
-    if (cookieBytes > MAX_TOKEN_BYTES) {
-      throw new SessionClaimError(
-        `The session token would be ${cookieBytes} bytes with its cookie name, over the ${MAX_TOKEN_BYTES} a browser keeps; keep @Jwt() claims small (they are ${JSON.stringify(session.customClaims).length} bytes of JSON) and put larger data in @Session().`
-      );
-    }
     if ((!session.hadToken || session.replaced) && !session.previousSid) this.emit({ type: 'created', sid: session.sid });
     return { token, maxAge: exp - now };
+  }
+
+  /** Refuses claims that would make a cookie the browser drops; the trial token is as long as any this session can get. */
+  private assertTokenFits(session: RequestSession): void {
+    const now = nowSeconds();
+    const trial = this.codec.sign(
+      { sid: session.sid, stored: false, exp: now + this.options.idleTimeout, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
+      now
+    );
+    const cookieBytes = this.options.cookie.name.length + 1 + trial.length;
+    if (cookieBytes > MAX_TOKEN_BYTES) {
+      throw new SessionClaimError(
+        `The session token would be ${cookieBytes} bytes with its cookie name, over the ${MAX_TOKEN_BYTES} a browser keeps; keep @Jwt() claims small (they are ${JSON.stringify(session.customClaims).length} bytes of JSON) and put larger data in @Session(). Nothing was written.`
+      );
+    }
   }
 
   /** Runs `work` under the session's lock: the one this request holds, or one taken for it. */

@@ -142,10 +142,11 @@ export class SessionRepository {
       }
     };
     try {
-      await this.storeCall(() => runner.connect());
+      await this.connectBefore(runner, deadline);
       if (name) await this.getLock(runner, name, deadline);
     } catch (error) {
       released = true;
+      // Before a late connection arrives this only marks the runner released; connectBefore returns that connection.
       if (!runner.isReleased) await runner.release().catch(() => undefined);
       leaveQueue();
       throw error;
@@ -159,6 +160,24 @@ export class SessionRepository {
       return await work(lock);
     } finally {
       await lock.release();
+    }
+  }
+
+  /**
+   * The pool has no acquire timeout of its own: the wait for a free connection counts against the
+   * lock timeout, and a connection that arrives after the request gave up goes straight back.
+   */
+  private async connectBefore(runner: QueryRunner, deadline: number): Promise<void> {
+    const connecting = this.storeCall(() => runner.connect());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))));
+    try {
+      if ((await Promise.race([connecting, timedOut])) === 'timeout') {
+        connecting.then(() => runner.release(), () => undefined);
+        throw new SessionLockTimeoutError(this.options.lockTimeout);
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 

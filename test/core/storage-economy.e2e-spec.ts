@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { ADAPTERS, startFixtureApp, type RunningApp } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
@@ -11,9 +12,10 @@ for (const adapter of ADAPTERS) {
   describe(`storage operations per request (${adapter})`, () => {
     let running: RunningApp;
     let counters: StorageCounters;
+    const options = realStoreOptions();
 
     before(async () => {
-      running = await startFixtureApp(adapter, realStoreOptions());
+      running = await startFixtureApp(adapter, options);
       counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
     });
     after(async () => {
@@ -78,12 +80,10 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual(io(usage), { redis: { get: 1 }, mysql: 0 });
     });
 
-    it('a stored read on a cache miss is one SELECT, then the cache is refilled', async () => {
+    it('a stored read on a cache miss (key evicted) is one SELECT, then the cache is refilled', async () => {
       const client = await storedClient();
-      const { redisUrl } = testEnv();
-      const { Redis } = await import('ioredis');
-      const redis = new Redis(redisUrl);
-      await redis.flushall();
+      const redis = new Redis(testEnv().redisUrl);
+      await redis.del(`${options.keyPrefix}${claimsOf(client.token).sid}`);
       redis.disconnect();
       const miss = await measure(() => client.get('/me'));
       assert.deepEqual(miss.result.body, { data: { cart: ['apple'] } });

@@ -136,6 +136,23 @@ for (const adapter of ADAPTERS) {
       assert.equal(response.issued, undefined);
     });
 
+    it('refuses a claim JSON cannot carry with a 422 naming it, and issues no token', async () => {
+      const response = await new SessionClient(running.url).post('/claim-bigint');
+      assert.equal(response.status, 422);
+      assert.match(response.body.message, /Cannot store jwt\.big: BigInt/);
+      assert.equal(response.issued, undefined);
+    });
+
+    it('refuses claims that would push the cookie past 4096 bytes before writing anything', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { kept: 1 });
+      const response = await client.post('/set-with-claims', { data: { written: true }, claims: { blob: 'x'.repeat(5000) } });
+      assert.equal(response.status, 422);
+      assert.match(response.body.message, /over the 4096 a browser keeps/);
+      assert.equal(response.issued, undefined);
+      assert.deepEqual((await client.get('/me')).body, { data: { kept: 1 } });
+    });
+
     it('keeps claims set in the same request as the first data write', async () => {
       const client = new SessionClient(running.url);
       await client.post('/login');

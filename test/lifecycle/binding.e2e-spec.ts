@@ -151,6 +151,13 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual((await client.get('/me')).body, { data: { a: 1 } });
     });
 
+    it('refuse setting flash with the same error', async () => {
+      const response = await new SessionClient(running.url).post('/life/readonly-flash-set');
+      assert.equal(response.status, 500);
+      assert.equal(response.body.error, 'ReadonlySessionError');
+      assert.match(response.body.message, /"flash\.notice"/);
+    });
+
     it('do not consume flash values', async () => {
       const client = new SessionClient(running.url);
       await client.post('/flash', { key: 'notice', value: 'Saved' });
