@@ -14,6 +14,8 @@ const REQUIRED_BINARIES = [
   { binary: 'mariadbd', aptPackage: 'mariadb-server' },
   { binary: 'mariadb-install-db', aptPackage: 'mariadb-server' },
   { binary: 'redis-server', aptPackage: 'redis-server' },
+  // The sample's browser test drives Debian's Chromium through playwright-core.
+  { binary: 'chromium', aptPackage: 'chromium' },
 ];
 
 class Failure extends Error {}

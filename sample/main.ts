@@ -1,0 +1,13 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { AppModule, describeStorage } from './app.module.js';
+
+const port = Number(process.env.PORT || 3000);
+
+const app = await NestFactory.create(AppModule, new ExpressAdapter());
+// Ctrl-C closes what EzSession opened (database connections, Redis client).
+app.enableShutdownHooks();
+await app.listen(port);
+new Logger('Sample').log(`Serving http://localhost:${port} (${describeStorage()})`);

@@ -1,0 +1,195 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { accessSync, constants } from 'node:fs';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { chromium, type Browser, type Cookie, type Page } from 'playwright-core';
+import { AppModule } from '../../sample/app.module.js';
+import { freePort } from '../support/free-port.js';
+import { testEnv } from '../support/test-env.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync'
+];
+
+function requireChromium(): void {
+  try {
+    accessSync(CHROMIUM, constants.X_OK);
+  } catch {
+    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (as root) and run again`);
+  }
+}
+
+describe('sample app on MariaDB and Redis, driven by Chromium', { timeout: 120_000 }, () => {
+  let app: INestApplication;
+  let browser: Browser;
+  let baseUrl: string;
+
+  before(async () => {
+    requireChromium();
+    // The sample's AppModule reads MYSQL_URL and REDIS_URL when it is created: those of the test servers.
+    testEnv();
+    app = await NestFactory.create(AppModule, new ExpressAdapter(), { logger: ['error'] });
+    const port = await freePort();
+    await app.listen(port, '127.0.0.1');
+    baseUrl = `http://127.0.0.1:${port}`;
+    // launch() gives every browser a fresh, temporary user data dir.
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await app?.close();
+  });
+
+  /** A page in a new browser context: no cookies from other tests. */
+  async function freshPage(t: TestContext): Promise<Page> {
+    const context = await browser.newContext();
+    t.after(() => context.close());
+    const page = await context.newPage();
+    await page.goto(`${baseUrl}/`);
+    return page;
+  }
+
+  /** Clicks a form button and waits for the page it redirects to (POST, 303, GET /) to load. */
+  async function submit(page: Page, button: string): Promise<void> {
+    await Promise.all([page.waitForEvent('load'), page.getByRole('button', { name: button, exact: true }).click()]);
+  }
+
+  async function logIn(page: Page, name: string): Promise<void> {
+    await page.getByLabel('Name').fill(name);
+    await submit(page, 'Log in');
+  }
+
+  async function sessionCookie(page: Page): Promise<Cookie> {
+    const cookie = (await page.context().cookies()).find(({ name }) => name === 'ezsession');
+    assert.ok(cookie, 'the browser holds the session cookie');
+    return cookie;
+  }
+
+  function sessionIdOf(cookie: Cookie): string {
+    return JSON.parse(Buffer.from(cookie.value.split('.')[1], 'base64url').toString('utf8')).sid;
+  }
+
+  async function notice(page: Page): Promise<string | null> {
+    const element = page.locator('#notice');
+    return (await element.count()) === 0 ? null : element.textContent();
+  }
+
+  it('sets no cookie on the first visit', async (t) => {
+    const page = await freshPage(t);
+
+    assert.deepEqual(await page.context().cookies(), []);
+    assert.equal(await page.getByLabel('Name').count(), 1, 'the login form is shown');
+  });
+
+  it('sets an HttpOnly, SameSite=Lax cookie on login and shows the name and role', async (t) => {
+    const page = await freshPage(t);
+    await logIn(page, 'Ada <Lovelace>');
+
+    const cookies = await page.context().cookies();
+    assert.equal(cookies.length, 1);
+    assert.equal(cookies[0].name, 'ezsession');
+    assert.equal(cookies[0].httpOnly, true);
+    assert.equal(cookies[0].sameSite, 'Lax');
+    assert.equal(cookies[0].path, '/');
+    assert.equal(await page.evaluate('document.cookie'), '', 'page scripts cannot read the session cookie');
+    assert.equal(await page.locator('#user').textContent(), 'Logged in as Ada <Lovelace>');
+    assert.equal(await page.locator('#role').textContent(), 'member');
+  });
+
+  it('increments the counter on every click', async (t) => {
+    const page = await freshPage(t);
+
+    for (const expected of ['1', '2', '3']) {
+      await submit(page, 'Count');
+      assert.equal(await page.locator('#counter').textContent(), expected);
+    }
+    await page.reload();
+    assert.equal(await page.locator('#counter').textContent(), '3');
+  });
+
+  it('shows a flash message exactly once', async (t) => {
+    const page = await freshPage(t);
+    await logIn(page, 'Grace');
+    assert.equal(await notice(page), 'Logged in as Grace');
+
+    await page.reload();
+    assert.equal(await notice(page), null);
+    assert.equal(await page.locator('#user').textContent(), 'Logged in as Grace');
+
+    await submit(page, 'Count');
+    assert.equal(await notice(page), 'Counter is now 1');
+    await page.reload();
+    assert.equal(await notice(page), null);
+  });
+
+  it('shows the logout message and then the login form after logout', async (t) => {
+    const page = await freshPage(t);
+    await logIn(page, 'Linus');
+    await submit(page, 'Count');
+    await submit(page, 'Log out');
+
+    assert.equal(await notice(page), 'Logged out');
+    assert.equal(await page.locator('#user').count(), 0);
+    assert.equal(await page.getByLabel('Name').count(), 1);
+    assert.equal(await page.locator('#counter').textContent(), '0');
+    assert.equal(await page.locator('#role').textContent(), 'none');
+
+    await page.reload();
+    assert.equal(await notice(page), null);
+    assert.equal(await page.getByLabel('Name').count(), 1);
+  });
+
+  it('gives the session a new id at login and keeps its data', async (t) => {
+    const page = await freshPage(t);
+    await submit(page, 'Count');
+    const before = sessionIdOf(await sessionCookie(page));
+
+    await logIn(page, 'Ada');
+
+    assert.notEqual(sessionIdOf(await sessionCookie(page)), before);
+    assert.equal(await page.locator('#counter').textContent(), '1');
+  });
+
+  it('no longer accepts the old cookie after logout', async (t) => {
+    const page = await freshPage(t);
+    await logIn(page, 'Mallory');
+    const loggedIn = await sessionCookie(page);
+    await submit(page, 'Log out');
+
+    await page.context().addCookies([loggedIn]);
+    await page.reload();
+    assert.equal(await page.locator('#user').count(), 0);
+    assert.equal(await page.locator('#role').textContent(), 'none');
+  });
+
+  it('lets a header client log in over JSON and read /api/me with the bearer token', async () => {
+    const login = await fetch(`${baseUrl}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'Api' })
+    });
+    assert.equal(login.status, 200);
+    assert.deepEqual(await login.json(), { user: { name: 'Api' }, role: 'member' });
+    const token = login.headers.get('x-session-token');
+    assert.ok(token, 'the login response carries the token in x-session-token');
+
+    const me = await fetch(`${baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200);
+    assert.deepEqual(await me.json(), { user: { name: 'Api' }, role: 'member', counter: 0 });
+
+    const anonymous = await fetch(`${baseUrl}/api/me`);
+    assert.deepEqual(await anonymous.json(), { user: null, role: null, counter: 0 });
+  });
+});
