@@ -9,7 +9,7 @@ export interface SessionParamOptions {
    * lock, but only around the write, merging the keys this request changed.
    */
   lock?: boolean;
-  /** No lock, no write: any change throws, and flash values are not consumed. */
+  /** No lock, no data write: any change throws, and flash values are not consumed (the expiry may still be extended). */
   readonly?: boolean;
 }
 
