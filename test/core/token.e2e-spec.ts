@@ -167,3 +167,19 @@ for (const adapter of ADAPTERS) {
     });
   });
 }
+
+for (const adapter of ADAPTERS) {
+  describe(`hardened cookie (${adapter})`, () => {
+    let running: RunningApp;
+    before(async () => (running = await startFixtureApp(adapter, realStoreOptions({ cookie: { name: '__Host-session', secure: true, sameSite: 'strict' } }))));
+    after(async () => running?.close());
+
+    it('uses the __Host- prefix with Secure, Path=/ and no Domain, and reads the token back from it', async () => {
+      const response = await new SessionClient(running.url).post('/set', { a: 1 });
+      const claims = claimsOf(response.issued);
+      assert.equal(response.setCookie, `__Host-session=${response.issued}; Max-Age=${claims.exp - claims.iat}; Path=/; HttpOnly; Secure; SameSite=Strict`);
+      const read = await new SessionClient(running.url).get('/me', { cookie: `__Host-session=${response.issued}` });
+      assert.deepEqual(read.body, { data: { a: 1 } });
+    });
+  });
+}
