@@ -62,9 +62,16 @@ async function connectRedis(options: ResolvedOptions): Promise<SessionRedis> {
   }
   if (isRedisClient(redis)) return { client: redis, owned: false };
 
-  // Fail fast rather than queue: a queued write could land after newer data and a waiting read
-  // would hold the request for ioredis's default reconnect time (about 73 s).
-  const defaults = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: options.redisCommandTimeout, connectTimeout: 2000 };
+  // Fail fast rather than queue or resend: a queued or resent write could land after newer data,
+  // and a waiting read would hold the request for ioredis's default reconnect time (about 73 s).
+  const defaults = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.redisCommandTimeout,
+    connectTimeout: 2000
+  };
   const client = typeof redis === 'string' ? new Redis(redis, defaults) : new Redis({ ...defaults, ...redis, lazyConnect: true });
   let lastError = 0;
   client.on('error', (error: Error) => {

@@ -9,7 +9,9 @@ import { SessionCache, decodeCached, encodeCached, type CachedSession } from './
  */
 export class RedisSessionCache extends SessionCache {
   private readonly logger = new Logger('EzSession');
-  private readonly stale = new Set<string>();
+  /** Sessions whose cache entry may be stale, with the generation of their last failure. */
+  private readonly stale = new Map<string, number>();
+  private generation = 0;
   private purging: Promise<void> | undefined;
   private lastWarning = 0;
 
@@ -59,17 +61,18 @@ export class RedisSessionCache extends SessionCache {
   }
 
   private markStale(sid: string, operation: string, error: unknown): void {
-    this.stale.add(sid);
+    this.stale.set(sid, ++this.generation);
     this.warn(operation, error);
   }
 
   private purgeStale(): Promise<void> {
     if (this.stale.size === 0) return Promise.resolve();
     this.purging ??= (async () => {
-      const sids = [...this.stale];
+      const purged = [...this.stale];
       try {
-        await this.client.del(...sids.map((sid) => this.keyPrefix + sid));
-        for (const sid of sids) this.stale.delete(sid);
+        await this.client.del(...purged.map(([sid]) => this.keyPrefix + sid));
+        // A failure recorded while this DEL was in flight has a newer generation and stays.
+        for (const [sid, generation] of purged) if (this.stale.get(sid) === generation) this.stale.delete(sid);
       } catch {
         // Still unreachable: these sessions keep bypassing the cache until a purge succeeds.
       }

@@ -1,3 +1,8 @@
+import { SessionDataError } from '../ez-session.errors.js';
+
+/** Keys that would reach an object's prototype rather than become data. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 /**
  * Wraps a plain record in a Proxy that records which top-level keys a handler touched: a set or
  * delete at any depth marks the top-level key it sits under. Writes can then apply only those keys
@@ -52,6 +57,11 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
   private touch(root: string | undefined, property: string | symbol): void {
     if (root === undefined && typeof property === 'symbol') {
       throw new TypeError('Symbol keys cannot be stored in a session');
+    }
+    // Refused at the assignment: `target.__proto__ = x` would change the prototype, not store a key,
+    // and the handler would see the inherited values for the rest of the request.
+    if (typeof property === 'string' && FORBIDDEN_KEYS.has(property)) {
+      throw new SessionDataError(`Cannot store the key "${property}"${root === undefined ? '' : ` under "${root}"`}: it is refused (prototype pollution). Nothing was written.`);
     }
     const key = root ?? (property as string);
     this.guard(key);

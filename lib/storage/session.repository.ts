@@ -63,8 +63,7 @@ export class SessionRepository {
 
   /** The live row of `sid`, or `undefined` when there is none or it has expired. */
   async find(sid: string): Promise<SessionRow | undefined> {
-    const rows = await this.storeCall(() => this.dataSource.query(this.selectSql, [sid]));
-    return liveRow(rows);
+    return liveRow(await this.pooled(this.selectSql, [sid]));
   }
 
   /**
@@ -72,9 +71,7 @@ export class SessionRepository {
    * never shorten a session or revive a deleted one.
    */
   async touch(sid: string, expiresAt: number): Promise<void> {
-    await this.storeCall(() =>
-      this.dataSource.query(`UPDATE ${this.table} SET expires_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`, [expiresAt, sid, expiresAt, Date.now()])
-    );
+    await this.pooled(`UPDATE ${this.table} SET expires_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`, [expiresAt, sid, expiresAt, Date.now()]);
   }
 
   /** Deletes up to `limit` expired rows and tombstones; returns how many went. */
@@ -167,14 +164,18 @@ export class SessionRepository {
    * The pool has no acquire timeout of its own: the wait for a free connection counts against the
    * lock timeout, and a connection that arrives after the request gave up goes straight back.
    */
-  private async connectBefore(runner: QueryRunner, deadline: number): Promise<void> {
+  private async connectBefore(
+    runner: QueryRunner,
+    deadline: number,
+    late: () => Error = () => new SessionLockTimeoutError(this.options.lockTimeout)
+  ): Promise<void> {
     const connecting = this.storeCall(() => runner.connect());
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))));
     try {
       if ((await Promise.race([connecting, timedOut])) === 'timeout') {
         connecting.then(() => runner.release(), () => undefined);
-        throw new SessionLockTimeoutError(this.options.lockTimeout);
+        throw late();
       }
     } finally {
       clearTimeout(timer);
@@ -183,7 +184,8 @@ export class SessionRepository {
 
   private async getLock(runner: QueryRunner, name: string, deadline: number): Promise<void> {
     const waitSeconds = Math.max(0, (deadline - Date.now()) / 1000);
-    const [{ locked }] = await this.storeCall(() => runner.query('SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]));
+    // The server answers GET_LOCK within waitSeconds; one that does not answer at all must not hold the request.
+    const [{ locked }] = await this.timed(runner, waitSeconds * 1000 + this.statementMs, () => runner.query('SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]));
     // 0 is a timeout, NULL an error (e.g. the wait was killed); drivers may return either as text.
     if (Number(locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
   }
@@ -191,7 +193,7 @@ export class SessionRepository {
   private async releaseLock(runner: QueryRunner, name: string): Promise<void> {
     let released: unknown;
     try {
-      [{ released }] = await runner.query('SELECT RELEASE_LOCK(?) AS released', [name]);
+      [{ released }] = await this.timed(runner, this.statementMs, () => runner.query('SELECT RELEASE_LOCK(?) AS released', [name]));
     } catch (error) {
       released = error;
     }
@@ -206,14 +208,14 @@ export class SessionRepository {
     return {
       release,
       read: async () => {
-        const rows = await this.storeCall(() => runner.query(this.lockedReadSql, [sid, sid, Date.now()]));
+        const rows = await this.timed(runner, this.statementMs, () => runner.query(this.lockedReadSql, [sid, sid, Date.now()]));
         const tombstone = (rows as Array<Record<string, unknown>>).some((row) => Number(row.revoked) === 1);
         return { row: liveRow(rows.filter((row: Record<string, unknown>) => Number(row.revoked) === 0)), revoked: tombstone };
       },
       insert: (row) => this.insertRow(runner, sid, row),
       copyTo: (newSid, row) => this.insertRow(runner, newSid, row),
       update: async (row) => {
-        await this.storeCall(() =>
+        await this.timed(runner, this.statementMs, () =>
           runner.query(`UPDATE ${this.table} SET data = ?, flash = ?, user_id = ?, updated_at = ?, expires_at = ? WHERE sid = ?`, [
             row.data,
             row.flash,
@@ -225,21 +227,21 @@ export class SessionRepository {
         );
       },
       delete: async () => {
-        await this.storeCall(() => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
+        await this.timed(runner, this.statementMs, () => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
       },
       revoke: async (until) => {
-        await this.storeCall(() => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
+        await this.timed(runner, this.statementMs, () => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
         const upsert =
           this.options.dialect === 'mysql'
             ? `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`
             : `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`;
-        await this.storeCall(() => runner.query(upsert, [sid, Date.now(), until]));
+        await this.timed(runner, this.statementMs, () => runner.query(upsert, [sid, Date.now(), until]));
       }
     };
   }
 
   private async insertRow(runner: QueryRunner, sid: string, row: SessionRow): Promise<void> {
-    await this.storeCall(() =>
+    await this.timed(runner, this.statementMs, () =>
       runner.query(
         `INSERT INTO ${this.table} (sid, data, flash, user_id, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
         [sid, row.data, row.flash, row.userId ?? null, row.createdAt, Date.now(), row.expiresAt]
@@ -264,6 +266,43 @@ UNION ALL SELECT NULL, NULL, NULL, NULL, expires_at, 1 FROM ${this.revoked} WHER
       return Number(result.affected ?? 0);
     } finally {
       await runner.release();
+    }
+  }
+
+  /** How long one statement on a session row may take: a server that does not answer is unavailable. */
+  private get statementMs(): number {
+    return Math.max(1000, this.options.lockTimeout * 1000);
+  }
+
+  /**
+   * One request-path statement on a pooled connection, with the wait for the connection and the
+   * statement itself both bounded: a saturated pool or a silent server gives a 503, never a hang.
+   */
+  private async pooled(sql: string, parameters: unknown[]): Promise<any> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const within = this.options.lockTimeout;
+      await this.connectBefore(runner, Date.now() + within * 1000, () => new SessionStoreUnavailableError(new Error(`no database connection was free within ${within}s`)));
+      return await this.timed(runner, this.statementMs, () => runner.query(sql, parameters));
+    } finally {
+      if (!runner.isReleased) await runner.release().catch(() => undefined);
+    }
+  }
+
+  /** Runs `call` on `runner`; if the server has not answered within `ms`, the connection is destroyed and the request gets a 503. */
+  private async timed<T>(runner: QueryRunner, ms: number, call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const silent = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
+        connection?.destroy?.();
+        reject(new SessionStoreUnavailableError(new Error(`the database did not answer within ${Math.round(ms)} ms`)));
+      }, ms);
+    });
+    try {
+      return await Promise.race([this.storeCall(call), silent]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

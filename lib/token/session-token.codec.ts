@@ -57,6 +57,8 @@ export class SessionTokenCodec {
 
     const custom: Record<string, unknown> = {};
     for (const name of Object.keys(payload)) {
+      // EzSession never signs these (they are refused when set); copying one would set custom's prototype.
+      if (name === '__proto__' || name === 'constructor' || name === 'prototype') return { valid: false, reason: 'malformed' };
       if (!RESERVED_CLAIMS.has(name)) custom[name] = payload[name];
     }
     return { valid: true, claims: { sid, stored, iat, exp, sct, fp, custom }, key: keyIndex };
