@@ -32,7 +32,12 @@ export class SessionClient {
     if (this.token && this.transport === 'cookie') headers.cookie ??= `ezsession=${this.token}`;
     if (this.token && this.transport === 'bearer') headers.authorization ??= `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(this.baseUrl + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(this.baseUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: this.signal()
+    });
     const text = await response.text();
     const issued = response.headers.get('x-session-token') ?? undefined;
     if (issued) this.token = issued;
@@ -43,6 +48,11 @@ export class SessionClient {
       issued,
       setCookie: response.headers.get('set-cookie') ?? undefined
     };
+  }
+
+  /** An abort signal for one request; none by default. */
+  protected signal(): AbortSignal | undefined {
+    return undefined;
   }
 
   /** A second client holding the same token: another tab, or a replayed request. */
