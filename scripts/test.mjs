@@ -42,6 +42,12 @@ try {
 }
 process.exit(signalled ? 128 + osConstants.signals[signalled] : exitCode);
 
+// `TEST_REPORT=FILE` also writes the markdown report of scripts/test-report.mjs to FILE.
+function extraReporters() {
+  const file = process.env.TEST_REPORT;
+  return file ? [`--test-reporter=${join(root, 'scripts', 'test-report.mjs')}`, `--test-reporter-destination=${file}`] : [];
+}
+
 async function main() {
   await ensureServerBinaries();
 
@@ -60,7 +66,7 @@ async function main() {
   if (signalled) return 1;
   return run(
     process.execPath,
-    ['--enable-source-maps', '--test', '--test-concurrency=1', '--test-reporter=spec', ...specs],
+    ['--enable-source-maps', '--test', '--test-concurrency=1', '--test-reporter=spec', '--test-reporter-destination=stdout', ...extraReporters(), ...specs],
     { env },
   );
 }
