@@ -31,14 +31,18 @@ export class EzSessionInterceptor implements NestInterceptor {
     const response = http.getResponse<object>();
     const usage = getUsage(context.getHandler());
 
-    const handled = usage
-      ? from(this.sessions.open(request, usage)).pipe(switchMap((session) => this.run(next, session, response)))
-      : next.handle().pipe(
-          mergeMap((result) => {
-            const session = findRequestSession(request);
-            return session ? from(this.finish(session, response, result)) : of(result);
-          })
-        );
+    let handled: Observable<unknown>;
+    if (usage) {
+      const opened = this.sessions.open(request, usage);
+      handled = opened instanceof Promise ? from(opened).pipe(switchMap((session) => this.run(next, session, response))) : this.run(next, opened, response);
+    } else {
+      handled = next.handle().pipe(
+        mergeMap((result) => {
+          const session = findRequestSession(request);
+          return session ? this.finish(session, response, result) : of(result);
+        })
+      );
+    }
 
     return handled.pipe(
       finalize(() => {
@@ -58,10 +62,15 @@ export class EzSessionInterceptor implements NestInterceptor {
     return next.handle().pipe(concatMap((result) => this.finish(session, response, result)));
   }
 
-  private async finish(session: RequestSession, response: object, result: unknown): Promise<unknown> {
-    const issued = await this.sessions.commit(session);
-    if (issued) this.send(response, issued);
-    return result;
+  private finish(session: RequestSession, response: object, result: unknown): Observable<unknown> {
+    const committing = this.sessions.commit(session);
+    if (!committing) return of(result);
+    return from(
+      committing.then((issued) => {
+        if (issued) this.send(response, issued);
+        return result;
+      })
+    );
   }
 
   private send(response: object, issued: IssuedToken): void {

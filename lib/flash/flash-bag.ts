@@ -61,6 +61,11 @@ export class FlashBag {
     return values;
   }
 
+  /** Whether this request set, consumed or kept anything. */
+  get touched(): boolean {
+    return this.outgoing.size > 0 || this.consumed.size > 0;
+  }
+
   /** What this request changes in the stored flash: values to add, and consumed values (by id) to drop. */
   changes(): { set: ReadonlyMap<string, unknown>; consumed: ReadonlyMap<string, string> } {
     const consumed = new Map(this.keepAll ? [] : [...this.consumed].filter(([key]) => !this.kept.has(key)));

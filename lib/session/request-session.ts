@@ -19,8 +19,8 @@ export interface SessionChanges {
 /** Facts about the incoming token that the session needs beyond its claims. */
 export interface SessionStart {
   claims: SessionClaims | undefined;
-  /** Binding hash for the token to issue (fresh sessions, or tokens re-signed with the current key). */
-  fingerprint: string | undefined;
+  /** Binding hash for the token to issue; `null` when it must be computed (fresh sessions, or a token signed with an old key). */
+  fingerprint: string | undefined | null;
   /** The token must be re-issued even if nothing changes (half its idle window used, or an old key). */
   refresh: boolean;
   now: number;
@@ -35,7 +35,6 @@ export class RequestSession {
   stored: boolean;
   /** Session creation time (seconds), the start of the absolute timeout. */
   createdAt: number;
-  fingerprint: string | undefined;
   /** A valid token came with the request. */
   readonly hadToken: boolean;
   readonly refresh: boolean;
@@ -53,6 +52,7 @@ export class RequestSession {
   loadedExpiresAt: number | undefined;
   committed = false;
 
+  private knownFingerprint: string | undefined | null;
   private readonly incomingStored: boolean;
   private claims: ChangeTracker;
   private claimsBaseline: string;
@@ -70,7 +70,7 @@ export class RequestSession {
     this.sid = claims?.sid ?? randomUUID();
     this.stored = this.incomingStored = claims?.stored ?? false;
     this.createdAt = claims?.sct ?? start.now;
-    this.fingerprint = start.fingerprint;
+    this.knownFingerprint = start.fingerprint;
     this.refresh = start.refresh;
     this.claims = this.trackClaims(claims?.custom ?? {});
     this.claimsBaseline = JSON.stringify(this.claims.target);
@@ -91,7 +91,7 @@ export class RequestSession {
     this.stored = false;
     this.replaced = true;
     this.createdAt = now;
-    this.fingerprint = this.newFingerprint();
+    this.knownFingerprint = null;
     this.lockedRead = undefined;
     this.claims = this.trackClaims({});
     this.claimsBaseline = '{}';
@@ -114,6 +114,26 @@ export class RequestSession {
     this.createdAt = now;
     this.replaced = true;
     this.lockedRead = undefined;
+  }
+
+  /** The binding hash that goes into this session's next token, computed only when a token is issued. */
+  get fingerprint(): string | undefined {
+    if (this.knownFingerprint === null) this.knownFingerprint = this.newFingerprint();
+    return this.knownFingerprint;
+  }
+
+  /** Nothing to write, extend or tell the client: the request can finish without any I/O. */
+  get untouched(): boolean {
+    return (
+      !this.refresh &&
+      !this.replaced &&
+      !this.destroyed &&
+      this.lock === undefined &&
+      this.claims.changed.size === 0 &&
+      (this.data === undefined || this.data.changed.size === 0) &&
+      (this.flashBag === undefined || !this.flashBag.touched) &&
+      this.loadedExpiresAt === undefined
+    );
   }
 
   get sessionProxy(): Record<string, unknown> {

@@ -41,15 +41,20 @@ export class SessionManager {
     private readonly revocations: RevocationRegistry
   ) {}
 
-  /** Verifies the token and loads what the handler's decorators need; no I/O for claims-only handlers. */
-  async open(request: HttpRequestLike, usage: SessionUsage): Promise<RequestSession> {
+  /**
+   * Verifies the token and loads what the handler's decorators need. Returns the session itself,
+   * not a promise, when nothing has to be read (claims only, or nothing stored).
+   */
+  open(request: HttpRequestLike, usage: SessionUsage): RequestSession | Promise<RequestSession> {
     const session = this.start(request, usage);
     bindRequestSession(request, session);
-    if (usage.session || usage.flash) {
-      if (usage.lock && !usage.readonly) await this.loadLocked(session);
-      else await this.load(session);
+    if (!usage.session && !usage.flash) return session;
+    if (usage.lock && !usage.readonly) return this.loadLocked(session).then(() => session);
+    if (!session.stored) {
+      session.attach(emptyDocument(), emptyDocument());
+      return session;
     }
-    return session;
+    return this.load(session).then(() => session);
   }
 
   /** The session of a request, opened without loading anything if its handler had no EzSession decorator. */
@@ -64,10 +69,18 @@ export class SessionManager {
   /**
    * Persists what the handler changed and returns what to send back. A token is only issued
    * after the write committed, so a client never holds `stored=true` for data that is not there.
+   * Returns `undefined` at once, without a promise, when the request changed nothing.
    */
-  async commit(session: RequestSession): Promise<IssuedToken | undefined> {
-    if (session.committed) return undefined;
+  commit(session: RequestSession): Promise<IssuedToken | undefined> | undefined {
+    if (session.committed || session.untouched) {
+      session.committed = true;
+      return undefined;
+    }
     session.committed = true;
+    return this.commitChanges(session);
+  }
+
+  private async commitChanges(session: RequestSession): Promise<IssuedToken | undefined> {
     try {
       // changes() refuses unstorable values, and the token must fit a cookie, before any lock: nothing is written and nothing waits.
       const changes = session.changes();
@@ -134,7 +147,7 @@ export class SessionManager {
     const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
     const binding = () => this.bindingOf(request);
     let claims: SessionClaims | undefined;
-    let fingerprint: string | undefined;
+    let fingerprint: string | undefined | null;
     if (verdict.valid) {
       const candidate = verdict.claims;
       const bound = binding();
@@ -142,20 +155,20 @@ export class SessionManager {
         // A revoked id: treated as no token, silently (the owner logged out or was logged out).
       } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
         this.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
-      } else if (bound !== undefined && candidate.fp !== this.codec.fingerprint(bound, verdict.key)) {
+      } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
         // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
         this.emit({ type: 'fingerprintMismatch', sid: candidate.sid });
       } else {
         claims = candidate;
-        fingerprint = verdict.key === 0 ? candidate.fp : bound === undefined ? undefined : this.codec.fingerprint(bound);
+        // A token signed with an older key is re-issued with the current one, so its binding hash is recomputed.
+        fingerprint = verdict.key === 0 ? candidate.fp : null;
       }
     } else if (verdict.reason === 'expired') {
       this.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
     const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
-    if (!claims) fingerprint = this.fingerprintOf(request);
-    return new RequestSession({ claims, fingerprint, refresh, now }, usage, () => this.fingerprintOf(request));
+    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, usage, () => this.fingerprintOf(request));
   }
 
   private async load(session: RequestSession): Promise<void> {
@@ -330,7 +343,21 @@ export class SessionManager {
 
   private fingerprintOf(request: HttpRequestLike): string | undefined {
     const binding = this.bindingOf(request);
-    return binding === undefined ? undefined : this.codec.fingerprint(binding);
+    return binding === undefined ? undefined : this.fingerprintWith(binding, 0);
+  }
+
+  // Most requests come from a few user agents: remembering their hashes saves an HMAC per request.
+  private readonly fingerprints = new Map<string, string>();
+
+  private fingerprintWith(binding: string, key: number): string {
+    const memo = `${key}\n${binding}`;
+    let fingerprint = this.fingerprints.get(memo);
+    if (fingerprint === undefined) {
+      fingerprint = this.codec.fingerprint(binding, key);
+      if (this.fingerprints.size >= 10_000) this.fingerprints.clear();
+      this.fingerprints.set(memo, fingerprint);
+    }
+    return fingerprint;
   }
 
   private emit(event: EzSessionEvent): void {
