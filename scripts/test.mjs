@@ -1,11 +1,10 @@
 // `npm test [-- filter...]`: compiles the project, starts a throwaway MariaDB and Redis
 // (unless MYSQL_URL / REDIS_URL point at existing ones) and runs the compiled specs.
-import { spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { constants as osConstants } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { commandRunner, Failure, hasBinary, signalExitCode } from './process-support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
@@ -18,16 +17,15 @@ const REQUIRED_BINARIES = [
   { binary: 'chromium', aptPackage: 'chromium' },
 ];
 
-class Failure extends Error {}
 
-let foreground; // child process that receives forwarded signals
+const { run, forward } = commandRunner(root);
 let signalled;
 const servers = [];
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     signalled ??= signal;
-    foreground?.kill(signal);
+    forward(signal);
   });
 }
 
@@ -40,7 +38,7 @@ try {
 } finally {
   if (servers.length > 0) await stopServers();
 }
-process.exit(signalled ? 128 + osConstants.signals[signalled] : exitCode);
+process.exit(signalled ? signalExitCode(signalled) : exitCode);
 
 // `TEST_REPORT=FILE` also writes the markdown report of scripts/test-report.mjs to FILE.
 function extraReporters() {
@@ -71,18 +69,6 @@ async function main() {
   );
 }
 
-function hasBinary(name) {
-  // Debian installs mariadbd in /usr/sbin, which is not on a regular user's PATH.
-  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin'];
-  return dirs.some((dir) => {
-    try {
-      accessSync(join(dir, name), fsConstants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
 
 async function ensureServerBinaries() {
   const missing = () => REQUIRED_BINARIES.filter(({ binary }) => !hasBinary(binary));
@@ -148,18 +134,6 @@ async function stopServers() {
   console.log(`\nStopped test servers in ${seconds(stoppedAt)}.`);
 }
 
-/** Runs a command with inherited stdio; resolves with its exit code (128 + n if killed by signal n). */
-function run(command, args, options = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: root, stdio: 'inherit', ...options });
-    foreground = child;
-    child.once('error', (error) => reject(new Failure(`Could not run ${command}: ${error.message}`)));
-    child.once('exit', (code, signal) => {
-      foreground = undefined;
-      resolve(code ?? 128 + osConstants.signals[signal]);
-    });
-  });
-}
 
 function seconds(since) {
   return `${((performance.now() - since) / 1000).toFixed(2)}s`;

@@ -1,0 +1,68 @@
+// (4) EzSession on MySQL + Redis, configured with the README's three options and nothing else.
+import { Controller, Get, HttpCode, Module, Post } from '@nestjs/common';
+import { EzSessionModule, Jwt, Session } from '../../lib/index.js';
+import { BENCH_SECRET, exitOnBootFailure, requiredEnv, serve } from './serve.js';
+
+type Data = Record<string, unknown>;
+
+let counter = 0;
+
+@Controller()
+class EzSessionBenchController {
+  /** untouched: no EzSession decorator, so the interceptor passes straight through. */
+  @Get('plain')
+  plain() {
+    return { ok: true };
+  }
+
+  @Post('login')
+  @HttpCode(200)
+  login(@Session() session: Data, @Jwt() jwt: Data) {
+    session.userId = 42;
+    session.cart = ['apple'];
+    jwt.role = 'admin';
+    return { ok: true };
+  }
+
+  /** claims-read: a claim from the verified token, no storage. */
+  @Get('claims')
+  claims(@Jwt() jwt: Data) {
+    return { role: jwt.role ?? null };
+  }
+
+  /** stored-read: data of a stored=true session (a Redis hit). */
+  @Get('me')
+  me(@Session() session: Data) {
+    return { userId: session.userId ?? null, cart: session.cart ?? null, n: session.n ?? null };
+  }
+
+  /** write and first-visit: a new value every request, so the store really writes. */
+  @Post('write')
+  @HttpCode(200)
+  write(@Session() session: Data) {
+    session.x = ++counter;
+    return { x: session.x };
+  }
+
+  /** locked-inc: read-modify-write under the session's lock. */
+  @Post('inc')
+  @HttpCode(200)
+  inc(@Session({ lock: true }) session: Data) {
+    session.n = ((session.n as number | undefined) ?? 0) + 1;
+    return { n: session.n };
+  }
+}
+
+@Module({
+  imports: [
+    EzSessionModule.forRoot({
+      secret: BENCH_SECRET,
+      database: { type: 'mysql', url: requiredEnv('BENCH_MYSQL_URL') },
+      redis: requiredEnv('BENCH_REDIS_URL')
+    })
+  ],
+  controllers: [EzSessionBenchController]
+})
+class EzSessionBenchModule {}
+
+serve(EzSessionBenchModule).catch(exitOnBootFailure);

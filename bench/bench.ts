@@ -1,0 +1,167 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { totalmem, release } from 'node:os';
+import { join } from 'node:path';
+import { APP_ORDER, APPS, SCENARIO_ORDER, type AppId, type ScenarioId } from './definitions.js';
+import { allCpus } from './processes.js';
+import { renderChart, renderMarkdown, targetLines, type BenchResults, type MachineInfo } from './report.js';
+import { Bench, describeRun, type BenchContext, type ProfileResult, type RunResult } from './runner.js';
+import { evaluateTargets } from './targets.js';
+
+export interface BenchOptions {
+  apps?: AppId[];
+  scenarios?: ScenarioId[];
+  /** Row counts for the scale runs; undefined: no scale runs. */
+  scale?: number[];
+  /** Requests for the memory soak; undefined: no soak. */
+  soak?: number;
+  /** Profile the EzSession scenarios behind missed targets (`true`), these scenarios, or none (`false`). */
+  profile: boolean | ScenarioId[];
+}
+
+/** Apps profiled next to EzSession for a missed target, to see where the difference goes. */
+const PROFILE_COUNTERPART: Partial<Record<ScenarioId, AppId[]>> = {
+  untouched: ['bare'],
+  'claims-read': ['jwt-key'],
+  'stored-read': ['express-session'],
+  write: ['express-session']
+};
+
+/** Which EzSession scenario each target reads. */
+const TARGET_SCENARIOS: ScenarioId[] = ['untouched', 'claims-read', 'stored-read', 'write'];
+
+export async function runBench(context: BenchContext, options: BenchOptions): Promise<BenchResults> {
+  const bench = await Bench.open(context);
+  try {
+    const machine = await machineInfo(context.root, bench);
+    const runs: RunResult[] = [];
+    for (const appId of APP_ORDER) {
+      if (options.apps && !options.apps.includes(appId)) continue;
+      for (const scenario of SCENARIO_ORDER) {
+        if (!APPS[appId].scenarios.includes(scenario)) continue;
+        if (options.scenarios && !options.scenarios.includes(scenario)) continue;
+        const run = await bench.runQuietly(appId, scenario);
+        context.log(describeRun(run));
+        runs.push(run);
+      }
+    }
+
+    context.log('');
+    for (const line of targetLines(runs)) context.log(line);
+
+    const profiles: ProfileResult[] = [];
+    const toProfile = Array.isArray(options.profile)
+      ? options.profile
+      : options.profile
+        ? missedScenarios(runs)
+        : [];
+    if (toProfile.length) context.log(`\nProfiling EzSession (node --cpu-prof): ${toProfile.join(', ')}`);
+    for (const scenario of toProfile) {
+      for (const appId of ['ezsession', ...(PROFILE_COUNTERPART[scenario] ?? [])] as AppId[]) {
+        const profile = await bench.profile(appId, scenario);
+        profiles.push(profile);
+        const { summary } = profile;
+        context.log(`  ${describeRun(profile.run)}`);
+        context.log(
+          `  top self time in the measured window (${(summary.totalMs / 1000).toFixed(1)} s of samples, ${((100 * summary.idleMs) / summary.totalMs).toFixed(0)}% idle; % of busy time):`
+        );
+        for (const entry of summary.self.slice(0, 12)) context.log(`    ${entry.percent.toFixed(1).padStart(5)}%  ${entry.frame}`);
+        context.log(`  by owner: ${summary.byOwner.slice(0, 8).map((entry) => `${entry.frame} ${entry.percent.toFixed(1)}%`).join(', ')}`);
+      }
+    }
+
+    let scale: BenchResults['scale'];
+    if (options.scale) {
+      context.log(`\nScale: EzSession stored-read and write with ${options.scale.map((n) => n.toLocaleString('en-US')).join(', ')} rows`);
+      scale = await bench.scale(options.scale);
+    }
+
+    let soak: BenchResults['soak'];
+    if (options.soak) {
+      context.log(`\nMemory: ${options.soak.toLocaleString('en-US')} requests of mixed scenarios`);
+      const results = [];
+      for (const appId of ['ezsession', 'express-session'] as const) {
+        const result = await bench.soak(appId, options.soak);
+        context.log(
+          `  ${appId}: RSS ${result.before.rssMiB.toFixed(1)} -> ${result.after.rssMiB.toFixed(1)} MiB (${result.rssGrowthPercent.toFixed(1)}%), ` +
+            `heap ${result.before.heapUsedMiB.toFixed(1)} -> ${result.after.heapUsedMiB.toFixed(1)} MiB (${result.heapGrowthPercent.toFixed(1)}%), ` +
+            `${result.non2xx} non-2xx, ${result.errors} errors`
+        );
+        results.push(result);
+      }
+      soak = { amount: options.soak, results };
+    }
+
+    const { settings } = context;
+    return {
+      machine,
+      settings: {
+        connections: settings.connections,
+        warmupSeconds: settings.warmupSeconds,
+        seconds: settings.seconds,
+        pool: settings.pool,
+        pinned: settings.appCpu !== undefined,
+        appCpu: settings.appCpu,
+        loadCpu: settings.loadCpu
+      },
+      runs,
+      profiles,
+      scale,
+      soak
+    };
+  } finally {
+    await bench.close();
+  }
+}
+
+/** The EzSession scenarios whose target missed. */
+function missedScenarios(runs: RunResult[]): ScenarioId[] {
+  const checks = evaluateTargets(runs).filter((check) => check.pass !== undefined);
+  return TARGET_SCENARIOS.filter((scenario, i) => checks[i] && checks[i].pass === false && runs.some((run) => run.app === 'ezsession' && run.scenario === scenario));
+}
+
+/** BENCHMARKS.md, bench/results.svg and bench/results.json (the results the other two are rendered from). */
+export function writeReport(root: string, results: BenchResults): void {
+  mkdirSync(join(root, 'bench'), { recursive: true });
+  writeFileSync(join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(root, 'bench', 'results.svg'), renderChart(results.runs));
+  writeFileSync(join(root, 'BENCHMARKS.md'), renderMarkdown(results));
+}
+
+/** Re-renders BENCHMARKS.md and the chart from bench/results.json. */
+export function rerender(root: string): void {
+  const results = JSON.parse(readFileSync(join(root, 'bench', 'results.json'), 'utf8')) as BenchResults;
+  writeReport(root, results);
+}
+
+async function machineInfo(root: string, bench: Bench): Promise<MachineInfo> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const versions = await bench.serverVersions();
+  const packages: Record<string, string> = {};
+  for (const name of ['@nestjs/core', '@nestjs/platform-express', 'express', 'express-session', 'connect-redis', 'redis', '@nestjs/jwt', 'jsonwebtoken', 'ioredis', 'mysql2', 'typeorm', 'autocannon']) {
+    try {
+      packages[name] = (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      packages[name] = 'not installed';
+    }
+  }
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8' }).trim();
+    if (dirty) commit += ' with uncommitted changes';
+  } catch {
+    // not a git checkout
+  }
+  return {
+    cpus: allCpus(),
+    cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1].trim() ?? 'unknown',
+    memoryGiB: totalmem() / 1024 ** 3,
+    kernel: release(),
+    node: process.version,
+    mariadb: versions.mariadb,
+    redis: versions.redis,
+    packages,
+    commit
+  };
+}

@@ -1,0 +1,183 @@
+// `npm run bench [-- options]`: compiles the project, starts a throwaway MariaDB and Redis, then runs
+// every bench app (bench/apps/*) in its own process, one after another, under the same autocannon
+// load, and writes BENCHMARKS.md, bench/results.svg and bench/results.json.
+//
+//   --scale[=10000,100000,1000000]  also: EzSession stored-read and write with that many rows in the table
+//   --soak N                        also: memory after N requests of mixed scenarios
+//   --no-profile                    do not re-run missed EzSession targets under node --cpu-prof
+//   --profile=write,stored-read     profile these EzSession scenarios (whether or not a target missed)
+//   --apps=a,b --scenarios=x,y      a partial run: printed only, BENCHMARKS.md is left alone
+//   --report-only                   re-render BENCHMARKS.md and the chart from bench/results.json
+//
+// Environment: BENCH_SECONDS (measured, default 10), BENCH_WARMUP (default 3), BENCH_CONNECTIONS
+// (default 20), BENCH_POOL (sessions for write / locked-inc, default 50).
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { commandRunner, Failure, hasBinary, signalExitCode } from './process-support.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const load = (path) => import(pathToFileURL(join(root, 'build', path)).href);
+
+
+const servers = [];
+const { run, forward } = commandRunner(root);
+let killApps = () => {};
+let signalled;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    signalled ??= signal;
+    forward(signal);
+    killApps();
+  });
+}
+
+let exitCode = 1;
+const startedAt = performance.now();
+try {
+  exitCode = await main(parseArgs(process.argv.slice(2)));
+} catch (error) {
+  if (!signalled) console.error(error instanceof Failure ? `\n${error.message}` : error);
+} finally {
+  killApps();
+  if (servers.length > 0) await stopServers();
+}
+console.log(`\nBench finished in ${seconds(startedAt)}.`);
+process.exit(signalled ? signalExitCode(signalled) : exitCode);
+
+function parseArgs(argv) {
+  const options = { profile: true };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [name, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    switch (name) {
+      case '--scale':
+        options.scale = (value ?? '10000,100000,1000000').split(',').map(Number);
+        if (options.scale.some((n) => !Number.isInteger(n) || n < 1)) throw new Failure(`--scale takes row counts: ${value}`);
+        break;
+      case '--soak': {
+        const amount = Number(value ?? argv[++i]);
+        if (!Number.isInteger(amount) || amount < 1) throw new Failure('--soak takes a number of requests, e.g. --soak 200000');
+        options.soak = amount;
+        break;
+      }
+      case '--no-profile':
+        options.profile = false;
+        break;
+      case '--profile':
+        options.profile = value ? value.split(',') : true;
+        break;
+      case '--apps':
+        options.apps = value.split(',');
+        break;
+      case '--scenarios':
+        options.scenarios = value.split(',');
+        break;
+      case '--report-only':
+        options.reportOnly = true;
+        break;
+      default:
+        throw new Failure(`Unknown option ${arg} (see the top of scripts/bench.mjs)`);
+    }
+  }
+  return options;
+}
+
+function envNumber(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Failure(`${name} must be a positive number, got ${raw}`);
+  return value;
+}
+
+async function main(options) {
+  const settings = {
+    connections: envNumber('BENCH_CONNECTIONS', 20),
+    warmupSeconds: envNumber('BENCH_WARMUP', 3),
+    seconds: envNumber('BENCH_SECONDS', 10),
+    pool: envNumber('BENCH_POOL', 50),
+  };
+
+  // Our own tsc rather than `npx tsc`, which could fetch the unrelated `tsc` package.
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  if ((await run(process.execPath, [tsc, '-p', 'tsconfig.json'])) !== 0) {
+    throw new Failure('TypeScript compilation failed (tsc -p tsconfig.json).');
+  }
+  if (signalled) return 1;
+
+  const { runBench, writeReport, rerender } = await load('bench/bench.js');
+  if (options.reportOnly) {
+    rerender(root);
+    console.log('Rendered BENCHMARKS.md and bench/results.svg from bench/results.json.');
+    return 0;
+  }
+
+  for (const [binary, aptPackage] of [['mariadbd', 'mariadb-server'], ['mariadb-install-db', 'mariadb-server'], ['redis-server', 'redis-server']]) {
+    if (!hasBinary(binary)) throw new Failure(`Missing ${binary}: install the Debian package ${aptPackage} (\`npm test\` does it when run as root).`);
+  }
+
+  // The app gets CPU 0 to itself; this process (autocannon) and the servers it starts get CPU 1.
+  const { canPin, killAllApps } = await load('bench/processes.js');
+  killApps = killAllApps;
+  if (canPin()) {
+    const pinned = spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
+    if (pinned.status === 0) Object.assign(settings, { appCpu: 0, loadCpu: 1 });
+  }
+  console.log(
+    settings.appCpu === undefined
+      ? 'Not pinning: taskset missing or fewer than 2 CPUs.'
+      : 'App pinned to CPU 0; load generator, MariaDB and Redis on CPU 1.',
+  );
+  console.log(
+    `autocannon: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s measured; pool of ${settings.pool} sessions.\n`,
+  );
+
+  const urls = await startServers();
+  if (signalled) return 1;
+  const pidOf = (server) => server.running?.child?.pid;
+  const context = {
+    root,
+    mysqlUrl: urls.mysql,
+    redisUrl: urls.redis,
+    serverPids: { mysql: pidOf(servers[0]), redis: pidOf(servers[1]) },
+    settings,
+    log: (message) => console.log(message),
+  };
+  const results = await runBench(context, options);
+  if (signalled) return 1;
+
+  if (options.apps || options.scenarios) {
+    console.log('\nPartial run (--apps / --scenarios): BENCHMARKS.md not rewritten.');
+  } else {
+    writeReport(root, results);
+    console.log('\nWrote BENCHMARKS.md, bench/results.svg and bench/results.json.');
+  }
+  return 0;
+}
+
+
+async function startServers() {
+  const { MariaDbServer } = await load('test/support/mariadb-server.js');
+  const { RedisServer } = await load('test/support/redis-server.js');
+  const mysql = new MariaDbServer();
+  const redis = new RedisServer();
+  servers.push(mysql, redis);
+  const since = performance.now();
+  await Promise.all([mysql.start(), redis.start()]);
+  console.log(`MariaDB ${mysql.url} and Redis ${redis.url} started in ${seconds(since)}.\n`);
+  return { mysql: mysql.url, redis: redis.url };
+}
+
+async function stopServers() {
+  const since = performance.now();
+  const results = await Promise.allSettled(servers.map((server) => server.stop()));
+  for (const { reason } of results.filter(({ status }) => status === 'rejected')) console.error(reason);
+  console.log(`Stopped MariaDB and Redis in ${seconds(since)}.`);
+}
+
+
+function seconds(since) {
+  return `${((performance.now() - since) / 1000).toFixed(1)} s`;
+}

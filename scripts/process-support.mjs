@@ -1,0 +1,51 @@
+// What scripts/test.mjs and scripts/bench.mjs share: finding server binaries and running commands
+// whose exit code (or signal) decides the script's own.
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/** A failure whose message is the whole story: printed without a stack. */
+export class Failure extends Error {}
+
+export function hasBinary(name) {
+  // Debian installs mariadbd in /usr/sbin, which is not on a regular user's PATH.
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin'];
+  return dirs.some((dir) => {
+    try {
+      accessSync(join(dir, name), fsConstants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The exit code for a death by `signal`, as a shell reports it. */
+export function signalExitCode(signal) {
+  return 128 + osConstants.signals[signal];
+}
+
+/**
+ * Runs commands in `cwd` with inherited stdio, one at a time; `forward(signal)` passes a signal to
+ * the one running, so Ctrl-C stops it rather than orphaning it.
+ */
+export function commandRunner(cwd) {
+  let foreground;
+  return {
+    run(command, args, options = {}) {
+      return new Promise((resolve, reject) => {
+        const child = spawn(command, args, { cwd, stdio: 'inherit', ...options });
+        foreground = child;
+        child.once('error', (error) => reject(new Failure(`Could not run ${command}: ${error.message}`)));
+        child.once('exit', (code, signal) => {
+          foreground = undefined;
+          resolve(code ?? signalExitCode(signal));
+        });
+      });
+    },
+    forward(signal) {
+      foreground?.kill(signal);
+    }
+  };
+}
