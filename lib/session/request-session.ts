@@ -57,7 +57,8 @@ export class RequestSession {
   private claims: ChangeTracker;
   private claimsBaseline: string;
   private data: ChangeTracker | undefined;
-  private dataBaseline: SessionDocument['data'] = {};
+  /** The data as loaded, to compare changed keys against; parsed only if some key changed. */
+  private dataBaseline: () => SessionDocument['data'] = () => ({});
   private flashBag: FlashBag | undefined;
 
   constructor(
@@ -76,9 +77,10 @@ export class RequestSession {
     this.claimsBaseline = JSON.stringify(this.claims.target);
   }
 
-  /** Hands the handler the loaded document; called once, before the handler runs. */
-  attach(document: SessionDocument, baseline: SessionDocument): void {
-    this.dataBaseline = baseline.data;
+  /** Hands the handler the loaded document; `baseline` gives a pristine copy of its data when needed. */
+  attach(document: SessionDocument, baseline: () => SessionDocument['data'] = () => ({})): void {
+    let parsed: SessionDocument['data'] | undefined;
+    this.dataBaseline = () => (parsed ??= baseline());
     this.data = new ChangeTracker(document.data, (key) => {
       if (this.usage.readonly) throw new ReadonlySessionError(key);
     });
@@ -102,7 +104,7 @@ export class RequestSession {
     if (this.data) {
       for (const key of Object.keys(this.data.target)) delete this.data.target[key];
       this.data.changed.clear();
-      this.dataBaseline = {};
+      this.dataBaseline = () => ({});
     }
     this.flashBag?.forgetIncoming();
   }
@@ -131,8 +133,7 @@ export class RequestSession {
       this.lock === undefined &&
       this.claims.changed.size === 0 &&
       (this.data === undefined || this.data.changed.size === 0) &&
-      (this.flashBag === undefined || !this.flashBag.touched) &&
-      this.loadedExpiresAt === undefined
+      (this.flashBag === undefined || !this.flashBag.touched)
     );
   }
 
@@ -171,7 +172,7 @@ export class RequestSession {
       for (const key of this.data.changed) {
         const value = this.data.target[key];
         if (value !== undefined) assertJsonSafe(value, `session.${key}`);
-        if (fingerprintValue(value) !== fingerprintValue(this.dataBaseline[key])) data.set(key, value);
+        if (fingerprintValue(value) !== fingerprintValue(this.dataBaseline()[key])) data.set(key, value);
       }
     }
     const flash = this.flashBag?.changes();

@@ -51,7 +51,7 @@ export class SessionManager {
     if (!usage.session && !usage.flash) return session;
     if (usage.lock && !usage.readonly) return this.loadLocked(session).then(() => session);
     if (!session.stored) {
-      session.attach(emptyDocument(), emptyDocument());
+      session.attach(emptyDocument());
       return session;
     }
     return this.load(session).then(() => session);
@@ -72,7 +72,7 @@ export class SessionManager {
    * Returns `undefined` at once, without a promise, when the request changed nothing.
    */
   commit(session: RequestSession): Promise<IssuedToken | undefined> | undefined {
-    if (session.committed || session.untouched) {
+    if (session.committed || (session.untouched && !this.extensionDue(session))) {
       session.committed = true;
       return undefined;
     }
@@ -172,10 +172,6 @@ export class SessionManager {
   }
 
   private async load(session: RequestSession): Promise<void> {
-    if (!session.stored) {
-      session.attach(emptyDocument(), emptyDocument());
-      return;
-    }
     const cached = await this.cache.get(session.sid);
     let found: CachedSession | undefined = cached && cached.expiresAt > Date.now() ? cached : undefined;
     if (!found) {
@@ -191,11 +187,12 @@ export class SessionManager {
       // new one rather than resurrect the old id.
       this.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
       session.restart(nowSeconds());
-      session.attach(emptyDocument(), emptyDocument());
+      session.attach(emptyDocument());
       return;
     }
     session.loadedExpiresAt = found.expiresAt;
-    session.attach(document, this.decode(session.sid, found.data, found.flash)!);
+    const source = found;
+    session.attach(document, () => this.decode(session.sid, source.data, source.flash)!.data);
   }
 
   /** `@Session({ lock: true })`: the lock is taken first and the row is read inside it. */
@@ -210,7 +207,8 @@ export class SessionManager {
     }
     session.lockedRead = read;
     session.loadedExpiresAt = read.row?.expiresAt;
-    session.attach(this.documentOf(session.sid, read.row), this.documentOf(session.sid, read.row));
+    const row = read.row;
+    session.attach(this.documentOf(session.sid, row), () => this.documentOf(session.sid, row).data);
   }
 
   private async persist(session: RequestSession, changes: SessionChanges): Promise<void> {
@@ -255,13 +253,17 @@ export class SessionManager {
    * dropped so the next read picks up the new expiry.
    */
   private async extendIfDue(session: RequestSession): Promise<void> {
-    const loaded = session.loadedExpiresAt;
-    const now = Date.now();
-    if (!session.stored || loaded === undefined || loaded - now > (this.options.idleTimeout * 1000) / 2) return;
-    const expiresAt = this.expiryFrom(now, session.createdAt * 1000);
-    if (expiresAt <= loaded) return;
-    await this.repository.touch(session.sid, expiresAt);
+    if (!this.extensionDue(session)) return;
+    await this.repository.touch(session.sid, this.expiryFrom(Date.now(), session.createdAt * 1000));
     await this.cache.delete(session.sid);
+  }
+
+  /** Less than half the idle window left on the stored row, and the absolute cap still leaves room to extend it. */
+  private extensionDue(session: RequestSession): boolean {
+    const loaded = session.loadedExpiresAt;
+    if (!session.stored || loaded === undefined) return false;
+    const now = Date.now();
+    return loaded - now <= (this.options.idleTimeout * 1000) / 2 && this.expiryFrom(now, session.createdAt * 1000) > loaded;
   }
 
   private tokenFor(session: RequestSession, changes: SessionChanges): IssuedToken | undefined {
