@@ -34,17 +34,25 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
   const bench = await Bench.open(context);
   try {
     const machine = await machineInfo(context.root, bench);
-    const runs: RunResult[] = [];
-    for (const appId of APP_ORDER) {
-      if (options.apps && !options.apps.includes(appId)) continue;
-      for (const scenario of SCENARIO_ORDER) {
-        if (!APPS[appId].scenarios.includes(scenario)) continue;
-        if (options.scenarios && !options.scenarios.includes(scenario)) continue;
-        const run = await bench.runQuietly(appId, scenario);
-        context.log(describeRun(run));
-        runs.push(run);
+    // Rounds are interleaved (the whole matrix once per round), so a slow spell of the shared machine
+    // hits one round of several apps rather than every round of one app.
+    const byKey = new Map<string, RunResult[]>();
+    const rounds = context.settings.rounds;
+    for (let round = 1; round <= rounds; round++) {
+      if (rounds > 1) context.log(`Round ${round} of ${rounds}`);
+      for (const appId of APP_ORDER) {
+        if (options.apps && !options.apps.includes(appId)) continue;
+        for (const scenario of SCENARIO_ORDER) {
+          if (!APPS[appId].scenarios.includes(scenario)) continue;
+          if (options.scenarios && !options.scenarios.includes(scenario)) continue;
+          const run = await bench.runQuietly(appId, scenario);
+          context.log(describeRun(run));
+          const key = `${appId}/${scenario}`;
+          byKey.set(key, [...(byKey.get(key) ?? []), run]);
+        }
       }
     }
+    const runs = [...byKey.values()].map(bestRound);
 
     context.log('');
     for (const line of targetLines(runs)) context.log(line);
@@ -99,6 +107,7 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
         connections: settings.connections,
         warmupSeconds: settings.warmupSeconds,
         seconds: settings.seconds,
+        rounds: settings.rounds,
         pool: settings.pool,
         pinned: settings.appCpu !== undefined,
         appCpu: settings.appCpu,
@@ -112,6 +121,23 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
   } finally {
     await bench.close();
   }
+}
+
+/**
+ * The round with the most req/s (noise on a shared machine only ever slows a run down), and a
+ * flag when any round was flagged; every round's req/s is kept for the details table.
+ */
+function bestRound(rounds: RunResult[]): RunResult {
+  const best = rounds.reduce((a, b) => (b.rps > a.rps ? b : a));
+  const flagged = rounds.find((run) => run.flagged);
+  return {
+    ...best,
+    roundsRps: rounds.map((run) => run.rps),
+    flagged: Boolean(flagged),
+    non2xx: flagged && !best.flagged ? flagged.non2xx : best.non2xx,
+    errors: flagged && !best.flagged ? flagged.errors : best.errors,
+    problem: best.problem ?? flagged?.problem
+  };
 }
 
 /** The EzSession scenarios whose target missed. */

@@ -20,6 +20,7 @@ export interface BenchResults {
     connections: number;
     warmupSeconds: number;
     seconds: number;
+    rounds?: number;
     pool: number;
     pinned: boolean;
     appCpu?: number;
@@ -69,11 +70,18 @@ export function renderMarkdown(results: BenchResults): string {
   out.push(`- nestjs-ezsession at ${machine.commit}`, '');
 
   out.push('## Settings', '');
+  const rounds = settings.rounds ?? 1;
   out.push(
-    `- autocannon, ${settings.connections} connections, no pipelining, the same for every app and scenario (\`BENCH_CONNECTIONS\`, \`BENCH_WARMUP\`, \`BENCH_SECONDS\`): ` +
-      `a ${settings.warmupSeconds} s warm-up, then a measured run of a fixed number of requests, the warm-up's rate × ${settings.seconds} s ` +
+    `- autocannon, ${settings.connections} connections, no pipelining, the same for every app and scenario (\`BENCH_CONNECTIONS\`, \`BENCH_WARMUP\`, \`BENCH_SECONDS\`, \`BENCH_ROUNDS\`): ` +
+      `a ${settings.warmupSeconds} s warm-up, then a measured run of a fixed number of requests, the rate over the warm-up's second half × ${settings.seconds} s ` +
       '(so about that long). autocannon then waits for every response: nothing is in flight at either end of the measured window, and the storage counts below divide exactly.'
   );
+  if (rounds > 1) {
+    out.push(
+      `- ${rounds} rounds: every (app, scenario) is measured ${rounds} times, each time in a fresh process, the rounds interleaved (the whole matrix once per round). ` +
+        'The tables show the round with the most req/s (on a shared machine, noise only slows a run down); the details list every round\'s req/s.'
+    );
+  }
   out.push(
     '- Every (app, scenario) runs in a fresh app process, one after another, after Redis is flushed and the sessions table dropped. ' +
       'Sessions are made before the warm-up by logging in (`POST /login`) once, or once per pool member.'
@@ -93,7 +101,7 @@ export function renderMarkdown(results: BenchResults): string {
       'Unlike req/s it hardly moves when other processes take CPU away, so it is the steadier measure of what a request costs the app on this shared machine.'
   );
   out.push(
-    '- req/s: responses completed ÷ wall time of the measured run. p50 / p99: nearest-rank percentiles of every 2xx response time (autocannon `response` events, sub-millisecond).'
+    '- req/s: responses completed ÷ time from the start of the measured run to its last response. p50 / p99: nearest-rank percentiles of every 2xx response time (autocannon `response` events, sub-millisecond).'
   );
   out.push(
     '- Redis / MySQL per request: counters read from the servers (Redis `INFO commandstats` calls, MariaDB `Questions`, via `test/support/storage-counters.ts`), ' +
@@ -143,15 +151,15 @@ export function renderMarkdown(results: BenchResults): string {
 
   out.push('## Details', '');
   out.push(
-    '| App | Scenario | requests | seconds | app CPU | MariaDB CPU | Redis CPU | load CPU | other CPU | load avg | app RSS MiB | Redis commands / req | MySQL statements / req | increments stored / answered |'
+    '| App | Scenario | req/s by round | requests | seconds | app CPU | MariaDB CPU | Redis CPU | load CPU | other CPU | load avg | app RSS MiB | Redis commands / req | MySQL statements / req | increments stored / answered |'
   );
-  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|');
+  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|');
   for (const scenario of SCENARIO_ORDER) {
     for (const appId of APP_ORDER) {
       const run = findRun(runs, appId, scenario);
       if (!run) continue;
       out.push(
-        `| ${APPS[appId].title} | ${scenario} | ${int(run.requests)} | ${num(run.seconds, 1)} | ${num(run.cpu.app, 0)}% | ${num(run.cpu.mysql, 0)}% | ${num(run.cpu.redis, 0)}% | ` +
+        `| ${APPS[appId].title} | ${scenario} | ${(run.roundsRps ?? [run.rps]).map(int).join(' / ')} | ${int(run.requests)} | ${num(run.seconds, 1)} | ${num(run.cpu.app, 0)}% | ${num(run.cpu.mysql, 0)}% | ${num(run.cpu.redis, 0)}% | ` +
           `${num(run.cpu.load, 0)}% | ${num(run.cpu.other, 0)}%${run.attempts === 2 ? ' (2nd)' : ''} | ${num(run.loadAverage, 1)} | ` +
           `${num(run.rssMiB, 0)} | ${commands(run.redisByCommand)} | ${mysqlCommands(run)} | ${run.increments ? `${int(run.increments.stored)} / ${int(run.increments.answered)}` : ''} |`
       );
@@ -160,7 +168,7 @@ export function renderMarkdown(results: BenchResults): string {
   out.push(
     '',
     'MySQL statements by kind are MariaDB `Com_*` counters: GET_LOCK and RELEASE_LOCK are SELECTs, and a prepared statement counts as both `stmt_execute` and its kind. ' +
-      'Increments: the sum of `n` over the sessions afterwards vs the 2xx increments answered (check request and warm-up included; a few more may land from warm-up requests in flight when it stopped). ' +
+      'Increments: how much the sum of `n` over the sessions grew during the measured run vs the 2xx increments answered in it. ' +
       'Fewer stored than answered means lost updates.',
     ''
   );
@@ -245,7 +253,7 @@ function renderSoak({ amount, results }: NonNullable<BenchResults['soak']>): str
 function renderProfiles(profiles: ProfileResult[]): string[] {
   const out: string[] = [];
   out.push(
-    'The EzSession scenarios behind a missed target, run again under `node --cpu-prof` (same load; samples cut to the measured window), ' +
+    'The EzSession scenarios behind a missed target, run again under `node --cpu-prof` (same load, half the measured time; samples cut to the measured window), ' +
       'with the app it is compared against profiled the same way where that tells where the difference goes. ' +
       'Percentages are of the busy (non-idle) time; files are the compiled `build/` output and line numbers are those of the .js files. ' +
       'Profiles are written to `bench/profiles/` (git-ignored) and open in Chrome DevTools.',
@@ -280,7 +288,7 @@ export function renderChart(runs: RunResult[]): string {
   const barHeight = 16;
   const gap = 4;
   const groupGap = 14;
-  const top = 70;
+  const top = 80;
   const max = Math.max(1, ...runs.map((run) => run.rps));
   const bare = findRun(runs, 'bare', 'untouched');
   const body: string[] = [];
@@ -303,19 +311,27 @@ export function renderChart(runs: RunResult[]): string {
     y += groupGap;
   }
   const height = y + 10;
-  const legend = APP_ORDER.filter((app) => runs.some((run) => run.app === app)).map((app, i) => {
-    const x = 10 + i * 175;
-    return `<rect x="${x}" y="36" width="12" height="12" fill="${APP_COLORS[app]}"/><text x="${x + 17}" y="46" class="legend">${escapeXml(APPS[app].title)}</text>`;
-  });
+  // Legend entries laid out by an estimate of their text width (about 6.5 px a character at 11 px).
+  const legend: string[] = [];
+  let legendX = 10;
+  for (const app of APP_ORDER.filter((id) => runs.some((run) => run.app === id))) {
+    legend.push(
+      `<rect x="${legendX}" y="36" width="12" height="12" fill="${APP_COLORS[app]}"/><text x="${legendX + 17}" y="46" class="legend">${escapeXml(APPS[app].title)}</text>`
+    );
+    legendX += 17 + Math.ceil(APPS[app].title.length * 6.5) + 16;
+  }
   const ticks: string[] = [];
   const step = niceStep(max / 5);
   for (let v = 0; v <= max; v += step) {
     const x = labelWidth + Math.round((v / max) * barArea);
-    ticks.push(`<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${height - 10}" class="grid"/>`);
+    ticks.push(
+      `<line x1="${x}" y1="${top - 4}" x2="${x}" y2="${height - 10}" class="grid"/>`,
+      `<text x="${x}" y="${top - 8}" class="tick" text-anchor="middle">${int(v)}</text>`
+    );
   }
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
-    '<style>.title{font-size:16px;font-weight:bold}.group{font-size:13px;font-weight:bold}.label,.value{font-size:12px}.legend{font-size:11px}.grid{stroke:#e4e4e4;stroke-width:1}</style>',
+    '<style>.title{font-size:16px;font-weight:bold}.group{font-size:13px;font-weight:bold}.label,.value{font-size:12px}.legend{font-size:11px}.tick{font-size:10px;fill:#777}.grid{stroke:#e4e4e4;stroke-width:1}</style>',
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     '<text x="10" y="22" class="title">Requests per second (higher is better; × = ratio to bare NestJS)</text>',
     ...legend,

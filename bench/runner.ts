@@ -22,6 +22,8 @@ export interface BenchSettings {
   connections: number;
   warmupSeconds: number;
   seconds: number;
+  /** Times each (app, scenario) is measured, each time in a fresh process; the best round is reported. */
+  rounds: number;
   /** Sessions taken in turn by the write and locked-inc scenarios. */
   pool: number;
   /** CPUs the app and the load generator are pinned to; undefined when not pinned. */
@@ -72,6 +74,8 @@ export interface RunResult {
   tableRows?: number;
   /** What the check before the warm-up found wrong (the run then measured something else). */
   problem?: string;
+  /** req/s of every round (the result is the best of them). */
+  roundsRps?: number[];
   /** 2 when the first attempt was disturbed by other processes and the run was repeated. */
   attempts?: number;
   flagged: boolean;
@@ -106,6 +110,8 @@ interface RunOptions {
   /** Flush Redis and drop the sessions table first (default true). */
   reset?: boolean;
   nodeArgs?: string[];
+  /** Measured seconds, when not the configured ones (profiles use half). */
+  seconds?: number;
   /** Called with the app's process after the measured run, before it is stopped. */
   onMeasured?: (window: { fromUs: number; toUs: number }) => void;
 }
@@ -166,7 +172,7 @@ export class Bench {
       // The measured run is a fixed number of requests, about `seconds` long at the warm-up's rate:
       // autocannon then waits for every response, so nothing is in flight at either end of the window
       // and the storage counts divide exactly.
-      const amount = Math.max(settings.connections * 20, Math.round(warmup.rate * settings.seconds));
+      const amount = Math.max(settings.connections * 20, Math.round(warmup.rate * (options.seconds ?? settings.seconds)));
       await this.settle();
       const storedBefore = scenario.counts ? await storedCount(proc.url, sessions) : 0;
 
@@ -174,7 +180,7 @@ export class Bench {
       const cpuBefore = this.cpuNow(proc);
       const fromUs = Number(process.hrtime.bigint() / 1000n);
       const load = await runLoad({ url: proc.url, connections: settings.connections, amount, requests });
-      const toUs = Number(process.hrtime.bigint() / 1000n);
+      const toUs = fromUs + Math.round(load.elapsedSeconds * 1e6);
       const cpuAfter = this.cpuNow(proc);
       const rss = rssMiB(proc.pid);
       // Anything an app does after its last response (none should) still lands in the window.
@@ -214,7 +220,7 @@ export class Bench {
   }
 
   /**
-   * Waits until the machine's CPUs are nearly idle (under 25% of one core busy over a second), at
+   * Waits until the machine's CPUs are nearly idle (under 25% of one core busy over half a second), at
    * most 20 s a time and 150 s per bench, so a busy machine slows the bench down only so much.
    */
   private async waitForQuiet(): Promise<void> {
@@ -222,9 +228,9 @@ export class Bench {
     try {
       while (performance.now() - started < 20_000 && this.quietBudgetMs - (performance.now() - started) > 0) {
         const before = machineBusySeconds();
-        await sleep(1_000);
+        await sleep(500);
         const after = machineBusySeconds();
-        if (before === undefined || after === undefined || after - before < 0.25) return;
+        if (before === undefined || after === undefined || after - before < 0.125) return;
       }
     } finally {
       this.quietBudgetMs -= performance.now() - started;
@@ -241,6 +247,8 @@ export class Bench {
     await this.waitForQuiet();
     const run = await this.run(appId, scenarioId, {
       nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}`],
+      // Half the measured time is thousands of samples already, and keeps the default bench short.
+      seconds: Math.max(4, this.context.settings.seconds / 2),
       onMeasured: (w) => (window = w)
     });
     if (!readdirSync(dir).includes(name)) throw new Error(`no profile written to ${join(dir, name)}`);
@@ -431,7 +439,8 @@ function toRunResult(
   tableRows: number | undefined
 ): RunResult {
   const n = load.completed || 1;
-  const seconds = (cpuAfter.at - cpuBefore.at) / 1000;
+  // The load's own window: autocannon reports back up to a second after the last response, idle time that would dilute the percentages.
+  const seconds = load.elapsedSeconds;
   const perRequest = (counts: Record<string, number>) =>
     Object.fromEntries(Object.entries(counts).map(([name, count]) => [name, count / n]));
   const loadCpu = process.cpuUsage(cpuBefore.load);

@@ -9,8 +9,10 @@
 //   --apps=a,b --scenarios=x,y      a partial run: printed only, BENCHMARKS.md is left alone
 //   --report-only                   re-render BENCHMARKS.md and the chart from bench/results.json
 //
-// Environment: BENCH_SECONDS (measured, default 10), BENCH_WARMUP (default 3), BENCH_CONNECTIONS
-// (default 20), BENCH_POOL (sessions for write / locked-inc, default 50).
+// Environment: BENCH_SECONDS (measured per round, default 5), BENCH_ROUNDS (default 2: each app and
+// scenario measured twice, in fresh processes, rounds interleaved, best round reported), BENCH_WARMUP
+// (default 3), BENCH_CONNECTIONS (default 20), BENCH_POOL (sessions for write / locked-inc, default 50).
+// A quick run: BENCH_SECONDS=2 BENCH_WARMUP=1 BENCH_ROUNDS=1 npm run bench.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -96,7 +98,8 @@ async function main(options) {
   const settings = {
     connections: envNumber('BENCH_CONNECTIONS', 20),
     warmupSeconds: envNumber('BENCH_WARMUP', 3),
-    seconds: envNumber('BENCH_SECONDS', 10),
+    seconds: envNumber('BENCH_SECONDS', 5),
+    rounds: Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 2))),
     pool: envNumber('BENCH_POOL', 50),
   };
 
@@ -131,7 +134,7 @@ async function main(options) {
       : 'App pinned to CPU 0; load generator, MariaDB and Redis on CPU 1.',
   );
   console.log(
-    `autocannon: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s measured; pool of ${settings.pool} sessions.\n`,
+    `autocannon: ${settings.connections} connections, ${settings.warmupSeconds} s warm-up + ${settings.seconds} s measured, ${settings.rounds} round(s); pool of ${settings.pool} sessions.\n`,
   );
 
   const urls = await startServers();
