@@ -13,6 +13,8 @@ export interface BenchOptions {
   scenarios?: ScenarioId[];
   /** Row counts for the scale runs; undefined: no scale runs. */
   scale?: number[];
+  /** Expired rows for the GC-under-load run; undefined: not run. */
+  gc?: number;
   /** Requests for the memory soak; undefined: no soak. */
   soak?: number;
   /** Profile the EzSession scenarios behind missed targets (`true`), these scenarios, or none (`false`). */
@@ -84,6 +86,12 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
       scale = await bench.scale(options.scale);
     }
 
+    let gcUnderLoad: BenchResults['gcUnderLoad'];
+    if (options.gc) {
+      context.log(`\nGC under load: a pass over ${options.gc.toLocaleString('en-US')} expired rows while EzSession serves stored-read, then write`);
+      gcUnderLoad = await bench.gcUnderLoad(options.gc);
+    }
+
     let soak: BenchResults['soak'];
     if (options.soak) {
       context.log(`\nMemory: ${options.soak.toLocaleString('en-US')} requests of mixed scenarios`);
@@ -116,6 +124,7 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
       runs,
       profiles,
       scale,
+      gcUnderLoad,
       soak
     };
   } finally {

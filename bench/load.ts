@@ -7,12 +7,18 @@ export interface LoadOptions {
   duration?: number;
   amount?: number;
   requests: AutocannonRequest[];
+  /** Latencies count only from when this settles (everything still counts towards `completed`). */
+  measureFrom?: Promise<unknown>;
+  /** Stops the run early when this settles. */
+  stopWhen?: Promise<unknown>;
 }
 
 export interface LoadResult {
   /** Responses received (any status). */
   completed: number;
   ok: number;
+  /** 2xx responses in the latency figures (all of them, unless `measureFrom` was given). */
+  measured: number;
   non2xx: number;
   /** Connection errors and timeouts (autocannon's `errors` includes `timeouts`). */
   errors: number;
@@ -31,6 +37,7 @@ export interface LoadResult {
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
   let latencies = new Float64Array(1 << 16);
   let okCount = 0;
+  let okTotal = 0;
   const statusCodes: Record<string, number> = {};
   let completed = 0;
   let firstAt = 0;
@@ -39,6 +46,9 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
   // Timed runs: the rate over their second half, once the JIT has warmed up.
   const lateFrom = options.duration !== undefined ? started + (options.duration * 1000) / 2 : Number.POSITIVE_INFINITY;
   let lateCount = 0;
+  let measuring = options.measureFrom === undefined;
+  const measure = () => (measuring = true);
+  options.measureFrom?.then(measure, measure);
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -61,8 +71,9 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         for (let i = 0; i < sorted.length; i++) sum += sorted[i];
         resolve({
           completed,
-          ok: okCount,
-          non2xx: completed - okCount,
+          ok: okTotal,
+          measured: okCount,
+          non2xx: completed - okTotal,
           errors: result.errors,
           timeouts: result.timeouts,
           statusCodes,
@@ -79,12 +90,16 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         });
       }
     );
+    const stop = () => instance.stop();
+    options.stopWhen?.then(stop, stop);
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
       lastAt = performance.now();
       if (completed++ === 0) firstAt = lastAt;
       if (lateCount === 0 && lastAt >= lateFrom) lateCount = completed;
       statusCodes[statusCode] = (statusCodes[statusCode] ?? 0) + 1;
-      if (statusCode >= 200 && statusCode < 300) {
+      const ok = statusCode >= 200 && statusCode < 300;
+      if (ok) okTotal++;
+      if (ok && measuring) {
         if (okCount === latencies.length) {
           const grown = new Float64Array(latencies.length * 2);
           grown.set(latencies);

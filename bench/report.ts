@@ -1,5 +1,5 @@
 import { APP_ORDER, APPS, SCENARIO_ORDER, SCENARIOS, type AppId } from './definitions.js';
-import { NOISY_OTHER_CPU, type ProfileResult, type RunResult, type ScaleResult, type SoakResult } from './runner.js';
+import { NOISY_OTHER_CPU, type GcUnderLoadResult, type ProfileResult, type RunResult, type ScaleResult, type SoakResult } from './runner.js';
 import { commands, evaluateTargets, findRun, type TargetCheck } from './targets.js';
 
 export interface MachineInfo {
@@ -29,6 +29,7 @@ export interface BenchResults {
   runs: RunResult[];
   profiles: ProfileResult[];
   scale?: ScaleResult[];
+  gcUnderLoad?: GcUnderLoadResult[];
   soak?: { amount: number; results: SoakResult[] };
 }
 
@@ -177,6 +178,10 @@ export function renderMarkdown(results: BenchResults): string {
   if (!results.scale) out.push('Not run (`npm run bench -- --scale`).', '');
   else out.push(...renderScale(results.scale), '');
 
+  out.push('## GC under load', '');
+  if (!results.gcUnderLoad) out.push('Not run (`npm run bench -- --gc`).', '');
+  else out.push(...renderGc(results.gcUnderLoad), '');
+
   out.push('## Memory', '');
   if (!results.soak) out.push('Not run (`npm run bench -- --soak N`).', '');
   else out.push(...renderSoak(results.soak), '');
@@ -232,6 +237,37 @@ function renderScale(scale: ScaleResult[]): string[] {
   return out;
 }
 
+function renderGc(results: GcUnderLoadResult[]): string[] {
+  const out: string[] = [];
+  out.push(
+    'EzSession with the sessions table holding expired filler rows (plus the live sessions the load uses), in one app process: ' +
+      `the scenario's load for ${results[0] ? num(results[0].idle.seconds, 0) : 'some'} s (idle), then the same load while one GC pass ` +
+      '(`EzSessionService.gc()`, the pass the schedule runs: `DELETE … WHERE expires_at <= ? LIMIT gcBatchSize` until a batch comes back short) deletes them; ' +
+      'the "during GC" figures are the responses that arrived while the pass ran.',
+    ''
+  );
+  out.push('| Scenario | expired rows | GC pass s | rows deleted | rows left | idle req/s | idle p50 ms | idle p99 ms | during-GC req/s | during-GC p50 ms | during-GC p99 ms | p99 × idle | non-2xx / errors |');
+  out.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const r of results) {
+    const bad = r.idle.non2xx + r.duringGc.non2xx + r.idle.errors + r.duringGc.errors;
+    out.push(
+      `| ${r.scenario} | ${int(r.expiredRows)} | ${num(r.gc.ms / 1000, 1)} | ${int(r.gc.deleted)} | ${int(r.rowsLeft)} | ${int(r.idle.rps)} | ${num(r.idle.p50)} | ${num(r.idle.p99)} | ` +
+        `${int(r.duringGc.rps)} | ${num(r.duringGc.p50)} | ${num(r.duringGc.p99)} | ${num(r.duringGc.p99 / r.idle.p99)}× | ` +
+        `${bad ? `⚠ ${r.idle.non2xx + r.duringGc.non2xx} / ${r.idle.errors + r.duringGc.errors}` : '0 / 0'} |`
+    );
+  }
+  out.push('', '```');
+  for (const r of results) {
+    const ratio = r.duringGc.p99 / r.idle.p99;
+    out.push(
+      `${ratio <= 2 && r.duringGc.non2xx + r.duringGc.errors === 0 ? 'PASS' : 'MISS'} ${r.scenario}: p99 during a GC pass over ${int(r.expiredRows)} expired rows ` +
+        `${num(r.duringGc.p99)} ms vs ${num(r.idle.p99)} ms idle (${num(ratio)}×; target ≤ 2×)`
+    );
+  }
+  out.push('```');
+  return out;
+}
+
 function renderSoak({ amount, results }: NonNullable<BenchResults['soak']>): string[] {
   const out: string[] = [];
   out.push(
@@ -247,6 +283,26 @@ function renderSoak({ amount, results }: NonNullable<BenchResults['soak']>): str
         `${num(soak.rssGrowthPercent, 1)}% | ${num(soak.before.heapUsedMiB, 1)} | ${num(soak.after.heapUsedMiB, 1)} | ${num(soak.heapGrowthPercent, 1)}% |`
     );
   }
+  const withCheckpoints = results.filter((soak) => soak.checkpoints?.length);
+  if (withCheckpoints.length) {
+    out.push('', 'Readings after each fifth of the requests (RSS MiB / heap MiB): a leak keeps growing from leg to leg, a heap that is still warming levels off.', '');
+    out.push(`| App | after warm-up | ${withCheckpoints[0].checkpoints!.map((c) => int(c.requests)).join(' | ')} |`);
+    out.push(`|---|--:|${withCheckpoints[0].checkpoints!.map(() => '--:').join('|')}|`);
+    for (const soak of withCheckpoints) {
+      out.push(
+        `| ${APPS[soak.app].title} | ${num(soak.before.rssMiB, 1)} / ${num(soak.before.heapUsedMiB, 1)} | ` +
+          `${soak.checkpoints!.map((c) => `${num(c.rssMiB, 1)} / ${num(c.heapUsedMiB, 1)}`).join(' | ')} |`
+      );
+    }
+  }
+  out.push('', '```');
+  for (const soak of results.filter((s) => s.app === 'ezsession')) {
+    out.push(
+      `${soak.rssGrowthPercent <= 10 ? 'PASS' : 'MISS'} memory: EzSession RSS ${num(soak.rssGrowthPercent, 1)}% above its post-warm-up reading after ${int(soak.requests)} requests ` +
+        `(target ≤ 10% after 1,000,000${soak.requests < 1_000_000 ? '; this run was shorter' : ''}); heap ${num(soak.heapGrowthPercent, 1)}%`
+    );
+  }
+  out.push('```');
   return out;
 }
 

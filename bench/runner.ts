@@ -94,6 +94,31 @@ export interface ScaleResult {
   runs: RunResult[];
 }
 
+/** Latency of a stretch of load. */
+export interface LatencySummary {
+  requests: number;
+  seconds: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  non2xx: number;
+  errors: number;
+}
+
+export interface GcUnderLoadResult {
+  scenario: ScenarioId;
+  expiredRows: number;
+  fillSeconds: number;
+  /** The same load before the GC pass, in the same process. */
+  idle: LatencySummary;
+  /** Responses that arrived while the GC pass ran. */
+  duringGc: LatencySummary;
+  gc: { deleted: number; ms: number };
+  /** Rows left in the table afterwards (the live sessions the load used). */
+  rowsLeft: number;
+}
+
 export interface SoakResult {
   app: AppId;
   requests: number;
@@ -102,6 +127,8 @@ export interface SoakResult {
   errors: number;
   before: { rssMiB: number; heapUsedMiB: number };
   after: { rssMiB: number; heapUsedMiB: number };
+  /** Readings after each fifth of the requests. */
+  checkpoints?: Array<{ requests: number; rssMiB: number; heapUsedMiB: number }>;
   rssGrowthPercent: number;
   heapGrowthPercent: number;
 }
@@ -279,6 +306,68 @@ export class Bench {
     return results;
   }
 
+  /**
+   * A GC pass over `expiredRows` expired rows while EzSession serves `scenario` load: latency of the
+   * same load just before (idle) vs during the pass, in one app process.
+   */
+  async gcUnderLoad(expiredRows: number, scenarios: ScenarioId[] = ['stored-read', 'write']): Promise<GcUnderLoadResult[]> {
+    const app = APPS.ezsession;
+    const { settings } = this.context;
+    const results: GcUnderLoadResult[] = [];
+    for (const scenarioId of scenarios) {
+      const scenario = SCENARIOS[scenarioId];
+      await this.resetStores();
+      this.fillerNext = 1;
+      for (const statement of createTableStatements('mysql', EZ_TABLE)) await this.mysql.query(statement);
+      const started = performance.now();
+      await this.fillTo(expiredRows, { expired: true });
+      const fillSeconds = (performance.now() - started) / 1000;
+      await this.waitForQuiet();
+      const proc = await this.start(app);
+      try {
+        const sessions = await prepareSessions(app, scenario, proc.url, settings.pool);
+        const problem = await probe(app, scenario, proc.url, sessions);
+        if (problem) throw new Error(`gc-under-load ${scenarioId}: ${problem}`);
+        const requests = requestsFor(scenario, sessions);
+        const load = { url: proc.url, connections: settings.connections, requests };
+        await runLoad({ ...load, duration: settings.warmupSeconds });
+        await this.settle();
+        const idle = await runLoad({ ...load, duration: Math.max(5, settings.seconds) });
+
+        // The pass starts half a second into the load (connections open, steady state); latencies count from then.
+        let gcStarting!: () => void;
+        const measureFrom = new Promise<void>((resolve) => (gcStarting = resolve));
+        const gcDone = (async () => {
+          await sleep(500);
+          gcStarting();
+          const response = await fetch(`${proc.controlUrl}/gc`);
+          if (!response.ok) throw new Error(`GC pass failed: ${response.status} ${await response.text()}`);
+          return (await response.json()) as { deleted: number; ms: number };
+        })();
+        const duringLoad = await runLoad({ ...load, duration: 3600, measureFrom, stopWhen: gcDone });
+        const gc = await gcDone;
+        const result: GcUnderLoadResult = {
+          scenario: scenarioId,
+          expiredRows,
+          fillSeconds,
+          idle: latencyOf(idle, idle.elapsedSeconds),
+          duringGc: latencyOf(duringLoad, gc.ms / 1000),
+          gc,
+          rowsLeft: await this.tableRows()
+        };
+        this.context.log(
+          `  ${scenarioId}: GC deleted ${gc.deleted.toLocaleString('en-US')} rows in ${(gc.ms / 1000).toFixed(1)} s (${result.rowsLeft} left); ` +
+            `p99 idle ${idle.p99.toFixed(2)} ms, during GC ${duringLoad.p99.toFixed(2)} ms (${(duringLoad.p99 / idle.p99).toFixed(2)}×); ` +
+            `p50 ${idle.p50.toFixed(2)} -> ${duringLoad.p50.toFixed(2)} ms; ${duringLoad.non2xx + idle.non2xx} non-2xx, ${duringLoad.errors + idle.errors} errors`
+        );
+        results.push(result);
+      } finally {
+        await proc.stop();
+      }
+    }
+    return results;
+  }
+
   /** Resident memory after warm-up vs after `amount` requests of mixed scenarios (with a full GC before each reading). */
   async soak(appId: AppId, amount: number): Promise<SoakResult> {
     const app = APPS[appId];
@@ -295,17 +384,30 @@ export class Bench {
       }
       await runLoad({ url: proc.url, connections: settings.connections, duration: settings.warmupSeconds, requests });
       const before = await memoryOf(proc);
-      const load = await runLoad({ url: proc.url, connections: settings.connections, amount, requests });
-      await this.settle();
-      const after = await memoryOf(proc);
+      // Five legs with a reading after each: a leak grows leg after leg, a warming heap levels off.
+      const legs = 5;
+      const checkpoints: SoakResult['checkpoints'] = [];
+      const totals = { completed: 0, ok: 0, non2xx: 0, errors: 0 };
+      for (let leg = 1; leg <= legs; leg++) {
+        const legAmount = Math.round((amount * leg) / legs) - Math.round((amount * (leg - 1)) / legs);
+        const load = await runLoad({ url: proc.url, connections: settings.connections, amount: legAmount, requests });
+        totals.completed += load.completed;
+        totals.ok += load.ok;
+        totals.non2xx += load.non2xx;
+        totals.errors += load.errors;
+        await this.settle();
+        checkpoints.push({ requests: totals.completed, ...(await memoryOf(proc)) });
+      }
+      const after = checkpoints[checkpoints.length - 1];
       return {
         app: appId,
-        requests: load.completed,
-        ok: load.ok,
-        non2xx: load.non2xx,
-        errors: load.errors,
+        requests: totals.completed,
+        ok: totals.ok,
+        non2xx: totals.non2xx,
+        errors: totals.errors,
         before,
-        after,
+        after: { rssMiB: after.rssMiB, heapUsedMiB: after.heapUsedMiB },
+        checkpoints,
         rssGrowthPercent: (100 * (after.rssMiB - before.rssMiB)) / before.rssMiB,
         heapGrowthPercent: (100 * (after.heapUsedMiB - before.heapUsedMiB)) / before.heapUsedMiB
       };
@@ -355,14 +457,15 @@ export class Bench {
   }
 
   /**
-   * Adds filler rows until the table holds `rows`: live sessions with random-looking UUID ids (MD5
+   * Adds filler rows until the table holds `rows`: live (or expired) sessions with random-looking UUID ids (MD5
    * of a sequence number), a small JSON `data`, `flash` '{}' and millisecond timestamps, as
    * EzSession writes them. Multi-row INSERT ... SELECT from MariaDB's sequence engine, 50k rows a
    * statement; plain multi-row INSERTs where the sequence engine is missing.
    */
-  private async fillTo(rows: number): Promise<void> {
-    const now = Date.now();
-    const expires = now + 2 * 3600 * 1000;
+  private async fillTo(rows: number, { expired = false } = {}): Promise<void> {
+    // Expired rows: created three hours ago, expired an hour ago (GC's work); otherwise live for two more hours.
+    const now = expired ? Date.now() - 3 * 3600 * 1000 : Date.now();
+    const expires = expired ? Date.now() - 3600 * 1000 : now + 2 * 3600 * 1000;
     const data = '{"userId":1234,"cart":["apple","pear"],"theme":"dark"}';
     let have = await this.tableRows();
     const hasSequence = await this.mysql
@@ -420,6 +523,11 @@ async function memoryOf(proc: AppProcess): Promise<{ rssMiB: number; heapUsedMiB
   // VmRSS from /proc, read right after the GC the control endpoint ran.
   const rss = rssMiB(proc.pid) ?? usage.rss / 1048576;
   return { rssMiB: rss, heapUsedMiB: usage.heapUsed / 1048576 };
+}
+
+function latencyOf(load: LoadResult, seconds: number): LatencySummary {
+  const requests = load.measured;
+  return { requests, seconds, rps: requests / seconds, p50: load.p50, p99: load.p99, mean: load.mean, non2xx: load.non2xx, errors: load.errors };
 }
 
 function percentOf(before: number | undefined, after: number | undefined, seconds: number): number | undefined {

@@ -3,6 +3,7 @@
 // load, and writes BENCHMARKS.md, bench/results.svg and bench/results.json.
 //
 //   --scale[=10000,100000,1000000]  also: EzSession stored-read and write with that many rows in the table
+//   --gc[=1000000]                  also: p99 of EzSession stored-read and write during a GC pass over that many expired rows
 //   --soak N                        also: memory after N requests of mixed scenarios
 //   --no-profile                    do not re-run missed EzSession targets under node --cpu-prof
 //   --profile=write,stored-read     profile these EzSession scenarios (whether or not a target missed)
@@ -57,6 +58,10 @@ function parseArgs(argv) {
       case '--scale':
         options.scale = (value ?? '10000,100000,1000000').split(',').map(Number);
         if (options.scale.some((n) => !Number.isInteger(n) || n < 1)) throw new Failure(`--scale takes row counts: ${value}`);
+        break;
+      case '--gc':
+        options.gc = Number(value ?? 1_000_000);
+        if (!Number.isInteger(options.gc) || options.gc < 1) throw new Failure(`--gc takes a number of expired rows: ${value}`);
         break;
       case '--soak': {
         const amount = Number(value ?? argv[++i]);

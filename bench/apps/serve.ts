@@ -10,7 +10,7 @@ export interface ReadyLine {
   ready: true;
   /** The app under test. */
   url: string;
-  /** A separate tiny server of the child's own (never the app's router): GET /memory. */
+  /** A separate tiny server of the child's own (never the app's router): GET /memory, and the app's own `control` routes. */
   controlUrl: string;
   pid: number;
 }
@@ -20,6 +20,8 @@ export interface ServeOptions {
   configure?(app: INestApplication): void | Promise<void>;
   /** Runs after app.close(): close clients the app opened itself. */
   onClose?(): void | Promise<void>;
+  /** Extra control routes (GET path -> JSON answer), e.g. a GC pass the driver triggers mid-load. */
+  control?: Record<string, (app: INestApplication) => Promise<unknown>>;
 }
 
 /** The secret every bench app signs with: 48 characters, deterministic so runs are comparable. */
@@ -41,7 +43,7 @@ export async function serve(module: unknown, options: ServeOptions = {}): Promis
   await app.listen(0, '127.0.0.1');
   const port = (app.getHttpServer().address() as AddressInfo).port;
 
-  const control = await listenControl();
+  const control = await listenControl(app, options.control ?? {});
   const ready: ReadyLine = {
     ready: true,
     url: `http://127.0.0.1:${port}`,
@@ -72,9 +74,17 @@ export async function serve(module: unknown, options: ServeOptions = {}): Promis
   process.stdin.resume();
 }
 
-/** GET /memory: process.memoryUsage() after a full GC when the child runs with --expose-gc. */
-function listenControl(): Promise<Server> {
+/** GET /memory: process.memoryUsage() after a full GC when the child runs with --expose-gc; and the app's own routes. */
+function listenControl(app: INestApplication, routes: NonNullable<ServeOptions['control']>): Promise<Server> {
   const server = createServer((request, response) => {
+    const route = routes[request.url ?? ''];
+    if (route) {
+      route(app).then(
+        (answer) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)),
+        (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(error.message)
+      );
+      return;
+    }
     if (request.url !== '/memory') {
       response.writeHead(404).end();
       return;
