@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { commandRunner, Failure, hasBinary, signalExitCode } from './process-support.mjs';
+import { commandRunner, ensureBinaries, Failure, signalExitCode } from './process-support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const load = (path) => import(pathToFileURL(join(root, 'build', path)).href);
@@ -122,9 +122,11 @@ async function main(options) {
     return 0;
   }
 
-  for (const [binary, aptPackage] of [['mariadbd', 'mariadb-server'], ['mariadb-install-db', 'mariadb-server'], ['redis-server', 'redis-server']]) {
-    if (!hasBinary(binary)) throw new Failure(`Missing ${binary}: install the Debian package ${aptPackage} (\`npm test\` does it when run as root).`);
-  }
+  await ensureBinaries(run, [
+    { binary: 'mariadbd', aptPackage: 'mariadb-server' },
+    { binary: 'mariadb-install-db', aptPackage: 'mariadb-server' },
+    { binary: 'redis-server', aptPackage: 'redis-server' },
+  ]);
 
   // The app gets CPU 0 to itself; this process (autocannon) and the servers it starts get CPU 1.
   const { canPin, killAllApps } = await load('bench/processes.js');

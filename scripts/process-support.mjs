@@ -8,7 +8,7 @@ import { delimiter, join } from 'node:path';
 /** A failure whose message is the whole story: printed without a stack. */
 export class Failure extends Error {}
 
-export function hasBinary(name) {
+function hasBinary(name) {
   // Debian installs mariadbd in /usr/sbin, which is not on a regular user's PATH.
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin'];
   return dirs.some((dir) => {
@@ -19,6 +19,29 @@ export function hasBinary(name) {
       return false;
     }
   });
+}
+
+/**
+ * Installs the Debian packages behind `required` binaries that are missing (as root, with apt-get);
+ * as another user, fails with the command to run.
+ */
+export async function ensureBinaries(run, required) {
+  const missing = () => required.filter(({ binary }) => !hasBinary(binary));
+  if (missing().length === 0) return;
+
+  const binaries = missing().map(({ binary }) => binary).join(', ');
+  const packages = [...new Set(missing().map(({ aptPackage }) => aptPackage))];
+  if (process.getuid?.() !== 0) {
+    throw new Failure(`Missing ${binaries}. Install the Debian packages and run again:\n  sudo apt-get install -y ${packages.join(' ')}`);
+  }
+
+  console.log(`Missing ${binaries}; installing ${packages.join(' ')} with apt-get.`);
+  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if ((await run('apt-get', ['update'], { env: aptEnv })) !== 0) throw new Failure('apt-get update failed.');
+  if ((await run('apt-get', ['install', '-y', ...packages], { env: aptEnv })) !== 0) {
+    throw new Failure(`apt-get install ${packages.join(' ')} failed.`);
+  }
+  if (missing().length > 0) throw new Failure(`Still missing after apt-get install: ${binaries}.`);
 }
 
 /** The exit code for a death by `signal`, as a shell reports it. */

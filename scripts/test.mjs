@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { commandRunner, Failure, hasBinary, signalExitCode } from './process-support.mjs';
+import { commandRunner, ensureBinaries, Failure, signalExitCode } from './process-support.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
@@ -47,7 +47,7 @@ function extraReporters() {
 }
 
 async function main() {
-  await ensureServerBinaries();
+  await ensureBinaries(run, REQUIRED_BINARIES);
 
   // Our own tsc rather than `npx tsc`, which would download the unrelated `tsc` package if typescript were missing.
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -69,27 +69,6 @@ async function main() {
   );
 }
 
-
-async function ensureServerBinaries() {
-  const missing = () => REQUIRED_BINARIES.filter(({ binary }) => !hasBinary(binary));
-  if (missing().length === 0) return;
-
-  const binaries = missing().map(({ binary }) => binary).join(', ');
-  const packages = [...new Set(missing().map(({ aptPackage }) => aptPackage))];
-  if (process.getuid?.() !== 0) {
-    throw new Failure(
-      `Missing ${binaries}. Install the Debian packages and run again:\n  sudo apt-get install -y ${packages.join(' ')}`,
-    );
-  }
-
-  console.log(`Missing ${binaries}; installing ${packages.join(' ')} with apt-get.`);
-  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  if ((await run('apt-get', ['update'], { env: aptEnv })) !== 0) throw new Failure('apt-get update failed.');
-  if ((await run('apt-get', ['install', '-y', ...packages], { env: aptEnv })) !== 0) {
-    throw new Failure(`apt-get install ${packages.join(' ')} failed.`);
-  }
-  if (missing().length > 0) throw new Failure(`Still missing after apt-get install: ${binaries}.`);
-}
 
 function findSpecs() {
   const buildTest = join(root, 'build', 'test');
