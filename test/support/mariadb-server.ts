@@ -9,9 +9,12 @@ const execFileAsync = promisify(execFile);
 
 export const TEST_DATABASE = 'ezsession_test';
 
-// Shared by mariadb-install-db (which passes them on to its bootstrap mariadbd) and
-// mariadbd, so InnoDB does not resize its redo log on first start.
-const INNODB_OPTIONS = ['--innodb-buffer-pool-size=64M', '--innodb-log-file-size=8M'];
+export interface InnoDbSizes {
+  /** Default 64: enough for the tests, quick to start. */
+  bufferPoolMiB?: number;
+  /** Default 8. A production-sized log keeps bulk deletes from stalling every writer on checkpoints. */
+  logFileMiB?: number;
+}
 
 // mariadbd refuses to run as root unless told to; --user is an error for anyone else.
 const USER_OPTIONS = process.getuid?.() === 0 ? ['--user=root'] : [];
@@ -19,6 +22,14 @@ const USER_OPTIONS = process.getuid?.() === 0 ? ['--user=root'] : [];
 /** A throwaway MariaDB with passwordless root over TCP and an empty `ezsession_test` database. */
 export class MariaDbServer extends ManagedServer {
   protected readonly name = 'MariaDB';
+  // Shared by mariadb-install-db (which passes them on to its bootstrap mariadbd) and
+  // mariadbd, so InnoDB does not resize its redo log on first start.
+  private readonly innodbOptions: string[];
+
+  constructor({ bufferPoolMiB = 64, logFileMiB = 8 }: InnoDbSizes = {}) {
+    super();
+    this.innodbOptions = [`--innodb-buffer-pool-size=${bufferPoolMiB}M`, `--innodb-log-file-size=${logFileMiB}M`];
+  }
 
   get url(): string {
     return `mysql://root@127.0.0.1:${this.port}/${TEST_DATABASE}`;
@@ -33,7 +44,7 @@ export class MariaDbServer extends ManagedServer {
       '--skip-test-db',
       '--skip-name-resolve',
       ...USER_OPTIONS,
-      ...INNODB_OPTIONS,
+      ...this.innodbOptions,
     ];
     try {
       await execFileAsync(installDb, args);
@@ -61,7 +72,7 @@ export class MariaDbServer extends ManagedServer {
         // Commits still survive a SIGKILL of mariadbd (only an OS crash loses them).
         '--innodb-flush-log-at-trx-commit=2',
         ...USER_OPTIONS,
-        ...INNODB_OPTIONS,
+        ...this.innodbOptions,
       ],
     };
   }
