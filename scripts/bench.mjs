@@ -10,8 +10,8 @@
 //   --apps=a,b --scenarios=x,y      a partial run: printed only, BENCHMARKS.md is left alone
 //   --report-only                   re-render BENCHMARKS.md and the chart from bench/results.json
 //
-// Environment: BENCH_SECONDS (measured per round, default 5), BENCH_ROUNDS (default 2: each app and
-// scenario measured twice, in fresh processes, rounds interleaved, best round reported), BENCH_WARMUP
+// Environment: BENCH_SECONDS (measured per round, default 5), BENCH_ROUNDS (default 3: each app and
+// scenario measured three times, in fresh processes, rounds interleaved, best round reported), BENCH_WARMUP
 // (default 3), BENCH_CONNECTIONS (default 20), BENCH_POOL (sessions for write / locked-inc, default 50).
 // A quick run: BENCH_SECONDS=2 BENCH_WARMUP=1 BENCH_ROUNDS=1 npm run bench.
 import { spawnSync } from 'node:child_process';
@@ -104,7 +104,7 @@ async function main(options) {
     connections: envNumber('BENCH_CONNECTIONS', 20),
     warmupSeconds: envNumber('BENCH_WARMUP', 3),
     seconds: envNumber('BENCH_SECONDS', 5),
-    rounds: Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 2))),
+    rounds: Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 3))),
     pool: envNumber('BENCH_POOL', 50),
   };
 
