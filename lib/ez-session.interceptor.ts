@@ -1,6 +1,6 @@
 import { Inject, Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { catchError, concatMap, finalize, from, mergeMap, of, switchMap, throwError, type Observable } from 'rxjs';
+import { catchError, concatMap, finalize, from, of, switchMap, throwError, type Observable } from 'rxjs';
 import { EZ_SESSION_OPTIONS } from './ez-session.constants.js';
 import { SessionLockTimeoutError } from './ez-session.errors.js';
 import type { ResolvedOptions } from './options/resolved-options.js';
@@ -11,10 +11,9 @@ import { getUsage } from './session/session-usage.js';
 import { serializeCookie } from './token/token-transport.js';
 
 /**
- * Registered globally. Handlers without an EzSession decorator pass through with no token
- * parsing and no I/O (unless they call EzSessionService, which opens the session itself). For the
- * others it opens the session before the handler and, once the handler has returned, commits
- * what changed and sends the new token with the response.
+ * Put on each handler that takes an EzSession decorator (by the decorator itself; handlers without
+ * one never meet it). It opens the session before the handler and, once the handler has returned,
+ * commits what changed and sends the new token with the response.
  */
 @Injectable()
 export class EzSessionInterceptor implements NestInterceptor {
@@ -25,25 +24,14 @@ export class EzSessionInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
+    const usage = getUsage(context.getHandler());
+    if (!usage || context.getType() !== 'http') return next.handle();
     const http = context.switchToHttp();
     const request = http.getRequest<HttpRequestLike>();
     const response = http.getResponse<object>();
-    const usage = getUsage(context.getHandler());
 
-    let handled: Observable<unknown>;
-    if (usage) {
-      const opened = this.sessions.open(request, usage);
-      handled = opened instanceof Promise ? from(opened).pipe(switchMap((session) => this.run(next, session, response))) : this.run(next, opened, response);
-    } else {
-      handled = next.handle().pipe(
-        mergeMap((result) => {
-          const session = findRequestSession(request);
-          return session ? this.finish(session, response, result) : of(result);
-        })
-      );
-    }
-
+    const opened = this.sessions.open(request, usage);
+    const handled = opened instanceof Promise ? from(opened).pipe(switchMap((session) => this.run(next, session, response))) : this.run(next, opened, response);
     return handled.pipe(
       finalize(() => {
         const session = findRequestSession(request);

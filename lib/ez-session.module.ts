@@ -1,7 +1,5 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
-import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_REDIS } from './ez-session.constants.js';
-import { EzSessionInterceptor } from './ez-session.interceptor.js';
+import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import { EzSessionConfigurableModule } from './ez-session.module-definition.js';
 import { ezSessionProviders, type SessionDataSource } from './ez-session.providers.js';
 import { EzSessionService } from './ez-session.service.js';
@@ -11,7 +9,8 @@ import { SessionGarbageCollector } from './storage/session-gc.js';
 
 /**
  * `EzSessionModule.forRoot({ secret, database, redis })` or `forRootAsync({ imports, inject,
- * useFactory })`: registers the session interceptor for every HTTP handler and `EzSessionService`.
+ * useFactory })`: provides `EzSessionService`, and what the session interceptor needs in every
+ * module: each EzSession parameter decorator puts that interceptor on its own handler.
  */
 @Global()
 @Module({
@@ -20,10 +19,10 @@ import { SessionGarbageCollector } from './storage/session-gc.js';
     RevocationRegistry,
     SessionGarbageCollector,
     SessionManager,
-    EzSessionService,
-    { provide: APP_INTERCEPTOR, useClass: EzSessionInterceptor }
+    EzSessionService
   ],
-  exports: [EzSessionService]
+  // The interceptor is instantiated in the module of each controller that uses a decorator, so its dependencies are exported.
+  exports: [EzSessionService, SessionManager, EZ_SESSION_OPTIONS]
 })
 export class EzSessionModule extends EzSessionConfigurableModule implements OnApplicationShutdown {
   constructor(

@@ -4,7 +4,9 @@ import type { ResolvedOptions } from './options/resolved-options.js';
 import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
-import { SessionManager, type HttpRequestLike } from './session/session.manager.js';
+import type { RequestSession } from './session/request-session.js';
+import { findRequestSession } from './session/request-session.registry.js';
+import { SessionManager } from './session/session.manager.js';
 import { SessionRepository } from './storage/session.repository.js';
 
 /** A stored session as `listForUser` shows it. */
@@ -31,12 +33,12 @@ export class EzSessionService {
    * id everywhere. Call it on login and on every privilege change (session fixation).
    */
   async regenerate(request: object): Promise<void> {
-    await this.sessions.regenerate(this.sessions.sessionOf(request as HttpRequestLike));
+    await this.sessions.regenerate(currentSession(request, 'regenerate'));
   }
 
   /** Deletes the current request's session, revokes its id and clears the cookie (logout). */
   async destroy(request: object): Promise<void> {
-    await this.sessions.destroy(this.sessions.sessionOf(request as HttpRequestLike));
+    await this.sessions.destroy(currentSession(request, 'destroy'));
   }
 
   /** Revokes any session by id: its row, its cache entry and every token naming it, on every instance. */
@@ -100,4 +102,16 @@ export class EzSessionService {
       throw new Error(`EzSessionService.${method}() needs the userId option, e.g. userId: { session: 'userId' }`);
     }
   }
+}
+
+/** The session the interceptor opened for this request; only handlers with an EzSession decorator have one. */
+function currentSession(request: object, method: string): RequestSession {
+  const session = findRequestSession(request);
+  if (!session) {
+    throw new Error(
+      `EzSessionService.${method}(request) needs a handler that takes @Session(), @Jwt() or @Flash(): ` +
+        'only those handlers carry the interceptor that sends the new token (or clears the cookie). Also pass the request Nest gives through @Req().'
+    );
+  }
+  return session;
 }

@@ -1,7 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { requestSessionOf } from '../session/request-session.registry.js';
-import { recordUsage } from '../session/session-usage.js';
-import { handlerOf } from './session.decorator.js';
+import { sessionParameter } from './session-parameter.js';
 
 const jwtParam = createParamDecorator((_: unknown, context: ExecutionContext) => requestSessionOf(context.switchToHttp().getRequest()).jwtProxy);
 
@@ -11,8 +10,5 @@ const jwtParam = createParamDecorator((_: unknown, context: ExecutionContext) =>
  * exp, ...) are not shown and cannot be set.
  */
 export function Jwt(): ParameterDecorator {
-  return (target, key, index) => {
-    recordUsage(handlerOf(target, key), { jwt: true });
-    jwtParam()(target, key, index);
-  };
+  return sessionParameter({ jwt: true }, jwtParam());
 }

@@ -1,6 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { requestSessionOf } from '../session/request-session.registry.js';
-import { recordUsage } from '../session/session-usage.js';
+import { sessionParameter } from './session-parameter.js';
 
 export interface SessionParamOptions {
   /**
@@ -20,12 +20,5 @@ const sessionParam = createParamDecorator((_: unknown, context: ExecutionContext
  * after the handler returns. Loaded only for handlers that ask for it.
  */
 export function Session(options: SessionParamOptions = {}): ParameterDecorator {
-  return (target, key, index) => {
-    recordUsage(handlerOf(target, key), { session: true, lock: options.lock === true, readonly: options.readonly === true });
-    sessionParam()(target, key, index);
-  };
-}
-
-export function handlerOf(target: object, key: string | symbol | undefined): object {
-  return (target as Record<string | symbol, object>)[key as string | symbol];
+  return sessionParameter({ session: true, lock: options.lock === true, readonly: options.readonly === true }, sessionParam());
 }

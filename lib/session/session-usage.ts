@@ -9,11 +9,13 @@ export interface SessionUsage {
 
 const USAGE = Symbol('ezsession:usage');
 
-export function recordUsage(handler: object, usage: Partial<SessionUsage>): void {
-  const current: SessionUsage = getUsage(handler) ?? { session: false, jwt: false, flash: false, lock: false, readonly: false };
-  const merged = { ...current };
+/** Records what a handler's decorator needs; returns `true` for the handler's first EzSession decorator. */
+export function recordUsage(handler: object, usage: Partial<SessionUsage>): boolean {
+  const recorded = getUsage(handler);
+  const merged: SessionUsage = { ...(recorded ?? { session: false, jwt: false, flash: false, lock: false, readonly: false }) };
   for (const [key, value] of Object.entries(usage) as Array<[keyof SessionUsage, boolean]>) merged[key] ||= value;
   Reflect.defineMetadata(USAGE, merged, handler);
+  return recorded === undefined;
 }
 
 export function getUsage(handler: object): SessionUsage | undefined {

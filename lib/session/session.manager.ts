@@ -23,8 +23,6 @@ export interface HttpRequestLike {
   ip?: string;
 }
 
-const NO_USAGE: SessionUsage = { session: false, jwt: false, flash: false, lock: false, readonly: false };
-
 /**
  * One request's path through EzSession: token -> lazy load -> (handler) -> changes -> locked
  * write -> new token. Storage is touched only when the handler's decorators need it.
@@ -55,15 +53,6 @@ export class SessionManager {
       return session;
     }
     return this.load(session).then(() => session);
-  }
-
-  /** The session of a request, opened without loading anything if its handler had no EzSession decorator. */
-  sessionOf(request: HttpRequestLike): RequestSession {
-    const existing = findRequestSession(request);
-    if (existing) return existing;
-    const session = this.start(request, NO_USAGE);
-    bindRequestSession(request, session);
-    return session;
   }
 
   /**

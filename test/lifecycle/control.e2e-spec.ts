@@ -61,6 +61,15 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual((await victim.get('/me')).body, { data: { userId: 9 } });
     });
 
+    it('regenerate from a handler without an EzSession decorator fails, naming the decorators, and changes nothing', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/login');
+      const response = await client.post('/life/regenerate-undecorated');
+      assert.match(String(response.body.error), /needs a handler that takes @Session\(\), @Jwt\(\) or @Flash\(\)/);
+      assert.equal(response.issued, undefined);
+      assert.deepEqual((await client.get('/me')).body, { data: { userId: 42 } });
+    });
+
     it('regenerate under a held lock keeps the locked change', async () => {
       const client = new SessionClient(running.url);
       await client.post('/inc');
