@@ -10,19 +10,22 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
  */
 export class ChangeTracker<T extends Record<string, unknown> = Record<string, unknown>> {
   readonly changed = new Set<string>();
-  readonly proxy: T;
-  private readonly proxiesByRoot = new Map<string, WeakMap<object, object>>();
-  private readonly targets = new WeakMap<object, object>();
+  // Built on first use: most requests read a claim or two and never reach a nested object.
+  private rootProxy: T | undefined;
+  private proxiesByRoot: Map<string, WeakMap<object, object>> | undefined;
+  private nestedTargets: WeakMap<object, object> | undefined;
 
   constructor(
     readonly target: T,
     private readonly guard: (key: string) => void = () => undefined
-  ) {
-    this.proxy = this.wrap(target, undefined) as T;
+  ) {}
+
+  get proxy(): T {
+    return (this.rootProxy ??= this.wrap(this.target, undefined) as T);
   }
 
   private wrap(target: object, root: string | undefined): object {
-    const proxy = new Proxy(target, {
+    return new Proxy(target, {
       get: (t, property, receiver) => {
         const value = Reflect.get(t, property, receiver);
         if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
@@ -42,15 +45,17 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
       },
       setPrototypeOf: () => false
     });
-    this.targets.set(proxy, target);
-    return proxy;
   }
 
   private nested(value: object, root: string): object {
+    this.proxiesByRoot ??= new Map();
     let proxies = this.proxiesByRoot.get(root);
     if (!proxies) this.proxiesByRoot.set(root, (proxies = new WeakMap()));
     let proxy = proxies.get(value);
-    if (!proxy) proxies.set(value, (proxy = this.wrap(value, root)));
+    if (!proxy) {
+      proxies.set(value, (proxy = this.wrap(value, root)));
+      (this.nestedTargets ??= new WeakMap()).set(proxy, value);
+    }
     return proxy;
   }
 
@@ -69,6 +74,8 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
   }
 
   private unwrap(value: unknown): unknown {
-    return (value !== null && typeof value === 'object' && this.targets.get(value)) || value;
+    if (value === null || typeof value !== 'object') return value;
+    if (value === this.rootProxy) return this.target;
+    return this.nestedTargets?.get(value) ?? value;
   }
 }

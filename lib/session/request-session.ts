@@ -55,7 +55,8 @@ export class RequestSession {
   private knownFingerprint: string | undefined | null;
   private readonly incomingStored: boolean;
   private claims: ChangeTracker;
-  private claimsBaseline: string;
+  /** The claims as they came, serialized when the handler first changes one (most never do). */
+  private claimsBaseline: string | undefined;
   private data: ChangeTracker | undefined;
   /** The data as loaded, to compare changed keys against; parsed only if some key changed. */
   private dataBaseline: () => SessionDocument['data'] = () => ({});
@@ -74,7 +75,6 @@ export class RequestSession {
     this.knownFingerprint = start.fingerprint;
     this.refresh = start.refresh;
     this.claims = this.trackClaims(claims?.custom ?? {});
-    this.claimsBaseline = JSON.stringify(this.claims.target);
   }
 
   /** Hands the handler the loaded document; `baseline` gives a pristine copy of its data when needed. */
@@ -96,7 +96,7 @@ export class RequestSession {
     this.knownFingerprint = null;
     this.lockedRead = undefined;
     this.claims = this.trackClaims({});
-    this.claimsBaseline = '{}';
+    this.claimsBaseline = undefined;
   }
 
   /** After a destroy: data read before it is gone; what the handler sets from now on (and flash) belongs to the new session. */
@@ -187,6 +187,8 @@ export class RequestSession {
 
   private trackClaims(custom: Record<string, unknown>): ChangeTracker {
     return new ChangeTracker(custom, (name) => {
+      // The tracker asks before it applies a change, so this still sees the claims as they came.
+      this.claimsBaseline ??= JSON.stringify(custom);
       if (RESERVED_CLAIMS.has(name)) {
         throw new SessionClaimError(`The claim "${name}" is reserved by EzSession and cannot be set through @Jwt(); reserved: ${[...RESERVED_CLAIMS].join(', ')}.`);
       }

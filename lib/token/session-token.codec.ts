@@ -15,12 +15,14 @@ export class SessionTokenCodec {
   private readonly signer: SigningKey;
   private readonly verifiers: Map<string | undefined, number>;
   private readonly signingHeader: string;
+  private readonly signingHeaderClaims: Record<string, unknown>;
 
   constructor(private readonly options: Pick<ResolvedOptions, 'keys' | 'clockSkew'>) {
     this.signer = options.keys[0];
     this.verifiers = new Map(options.keys.map((k, index) => [k.id, index]));
     const header = this.signer.id === undefined ? { alg: 'HS256', typ: 'JWT' } : { alg: 'HS256', typ: 'JWT', kid: this.signer.id };
     this.signingHeader = base64url(JSON.stringify(header));
+    this.signingHeaderClaims = header;
   }
 
   sign(claims: Omit<SessionClaims, 'iat'>, now = nowSeconds()): string {
@@ -35,7 +37,8 @@ export class SessionTokenCodec {
     if (!token) return { valid: false, reason: 'absent' };
     if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) return { valid: false, reason: 'malformed' };
     const [headerPart, payloadPart, signaturePart] = token.split('.');
-    const header = parseObject(headerPart);
+    // Tokens this instance signed carry its own header: no need to decode it again.
+    const header = headerPart === this.signingHeader ? this.signingHeaderClaims : parseObject(headerPart);
     if (!header || header.alg !== 'HS256' || (header.typ !== undefined && header.typ !== 'JWT')) return { valid: false, reason: 'malformed' };
     if (header.kid !== undefined && typeof header.kid !== 'string') return { valid: false, reason: 'malformed' };
     const keyIndex = this.verifiers.get(header.kid as string | undefined);
