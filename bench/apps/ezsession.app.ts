@@ -9,7 +9,7 @@ let counter = 0;
 
 @Controller()
 class EzSessionBenchController {
-  /** untouched: no EzSession decorator, so the interceptor passes straight through. */
+  /** untouched: no EzSession decorator, so no EzSession interceptor on this handler. */
   @Get('plain')
   plain() {
     return { ok: true };

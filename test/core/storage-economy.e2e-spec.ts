@@ -6,6 +6,7 @@ import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
 import { StorageCounters, type StorageUsage } from '../support/storage-counters.js';
 import { testEnv } from '../support/test-env.js';
+import { SessionTokenCodec } from '../../lib/token/session-token.codec.js';
 
 // Every count here is read from the servers (Redis INFO commandstats, MariaDB status counters).
 for (const adapter of ADAPTERS) {
@@ -39,6 +40,25 @@ for (const adapter of ADAPTERS) {
       assert.equal(usage.result.status, 200);
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
       assert.equal(usage.result.setCookie, undefined);
+    });
+
+    it('a handler without EzSession decorators does not even verify the token', async () => {
+      const client = await storedClient();
+      const codec = running.app.get(SessionTokenCodec, { strict: false });
+      const verify = codec.verify;
+      let verified = 0;
+      codec.verify = (...args) => {
+        verified++;
+        return verify.apply(codec, args);
+      };
+      try {
+        assert.equal((await client.get('/plain')).status, 200);
+        assert.equal(verified, 0);
+        await client.get('/me');
+        assert.equal(verified, 1);
+      } finally {
+        codec.verify = verify;
+      }
     });
 
     it('a session that stores nothing and writes nothing costs nothing', async () => {
