@@ -24,7 +24,7 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   private syncedAt = 0;
 
   constructor(
-    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(EZ_SESSION_OPTIONS) options: ResolvedOptions,
     private readonly repository: SessionRepository,
     @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
   ) {

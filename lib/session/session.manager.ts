@@ -10,7 +10,7 @@ import { SessionRepository, type SessionLock, type SessionRow } from '../storage
 import type { SessionClaims } from '../token/session-claims.js';
 import { MAX_TOKEN_BYTES, SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
 import { readToken } from '../token/token-transport.js';
-import { bindRequestSession, findRequestSession } from './request-session.registry.js';
+import { bindRequestSession } from './request-session.registry.js';
 import { RequestSession, type SessionChanges } from './request-session.js';
 import { decodeDocument, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
 import type { SessionUsage } from './session-usage.js';
