@@ -1,9 +1,13 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 
-/** The module options are invalid; thrown at boot, before the app serves anything. */
+/** The module options are invalid, or what they point at cannot be used; thrown at boot, before the app serves anything. */
 export class EzSessionConfigError extends Error {
-  constructor(option: string, problem: string) {
-    super(`EzSession option "${option}" ${problem}`);
+  constructor(
+    readonly option: string,
+    problem: string,
+    options?: { cause?: unknown }
+  ) {
+    super(`EzSession option "${option}" ${problem}`, options);
     this.name = 'EzSessionConfigError';
   }
 }
@@ -58,17 +62,17 @@ export class SessionClaimError extends HttpException {
   }
 }
 
-/** A mutation was attempted on a `@Session({ readonly: true })` session. */
-export class ReadonlySessionError extends HttpException {
-  constructor(key: string) {
-    super(
-      {
-        statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
-        error: 'ReadonlySessionError',
-        message: `Cannot change session key "${key}": this handler declared @Session({ readonly: true }).`
-      },
-      HttpStatus.INTERNAL_SERVER_ERROR
-    );
+/**
+ * A change was attempted through a read-only view of the session (`@Session({ readonly: true })`,
+ * or `EzSessionService.session()` / `claims()`). A programming error, not an HTTP one: Nest logs it,
+ * with the reader named in the message, and the client gets a plain 500.
+ */
+export class ReadonlySessionError extends Error {
+  constructor(
+    readonly key: string,
+    readonly reader: string
+  ) {
+    super(`Cannot change session key "${key}": ${reader} is read-only.`);
     this.name = 'ReadonlySessionError';
   }
 }

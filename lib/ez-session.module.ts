@@ -4,25 +4,31 @@ import { EzSessionConfigurableModule } from './ez-session.module-definition.js';
 import { ezSessionProviders, type SessionDataSource } from './ez-session.providers.js';
 import { EzSessionService } from './ez-session.service.js';
 import { RevocationRegistry, type SessionRedis } from './revocation/revocation.registry.js';
+import { RequestSessions } from './session/request-sessions.js';
+import { SessionEvents } from './session/session-events.js';
 import { SessionManager } from './session/session.manager.js';
+import { SessionOpener } from './session/session-opener.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 
 /**
  * `EzSessionModule.forRoot({ secret, database, redis })` or `forRootAsync({ imports, inject,
- * useFactory })`: provides `EzSessionService`, and what the session interceptor needs in every
- * module: each EzSession parameter decorator puts that interceptor on its own handler.
+ * useFactory })`: global, so the decorators, `EzSessionService` and `EzSessionGuard` work in every
+ * module. Nothing is mounted on the request path: a request meets EzSession only when a decorator,
+ * a guard or a service call asks for its session.
  */
 @Global()
 @Module({
   providers: [
     ...ezSessionProviders,
+    SessionEvents,
     RevocationRegistry,
     SessionGarbageCollector,
+    SessionOpener,
     SessionManager,
+    RequestSessions,
     EzSessionService
   ],
-  // The interceptor is instantiated in the module of each controller that uses a decorator, so its dependencies are exported.
-  exports: [EzSessionService, SessionManager, EZ_SESSION_OPTIONS]
+  exports: [EzSessionService, EZ_SESSION_OPTIONS]
 })
 export class EzSessionModule extends EzSessionConfigurableModule implements OnApplicationShutdown {
   constructor(

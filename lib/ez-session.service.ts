@@ -1,11 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
 import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import type { ResolvedOptions } from './options/resolved-options.js';
 import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
-import type { RequestSession } from './session/request-session.js';
-import { findRequestSession } from './session/request-session.registry.js';
+import { RequestSessions } from './session/request-sessions.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionRepository } from './storage/session.repository.js';
 
@@ -17,10 +16,15 @@ export interface ActiveSession {
   expiresAt: Date;
 }
 
-/** Control of sessions from handlers (regenerate, destroy) and from operators (revoke, list, GC). */
+/**
+ * The session of the current request, from anywhere that has its ExecutionContext or request
+ * (guards, interceptors, pipes, handlers, services), and control of any session by id (revoke,
+ * list, GC) for operators.
+ */
 @Injectable()
 export class EzSessionService {
   constructor(
+    private readonly requests: RequestSessions,
     private readonly sessions: SessionManager,
     private readonly repository: SessionRepository,
     private readonly gcRunner: SessionGarbageCollector,
@@ -29,16 +33,37 @@ export class EzSessionService {
   ) {}
 
   /**
-   * Gives the current request's session a new id, keeping its data and claims, and revokes the old
-   * id everywhere. Call it on login and on every privilege change (session fixation).
+   * The current request's custom claims, read-only, with no I/O; `{}` without a valid token.
+   * `context` is an ExecutionContext or the request.
    */
-  async regenerate(request: object): Promise<void> {
-    await this.sessions.regenerate(currentSession(request, 'regenerate'));
+  claims(context: ExecutionContext | object): Readonly<Record<string, unknown>> {
+    return this.requests.of(context).readonlyClaims('the claims from EzSessionService.claims()');
   }
 
-  /** Deletes the current request's session, revokes its id and clears the cookie (logout). */
-  async destroy(request: object): Promise<void> {
-    await this.sessions.destroy(currentSession(request, 'destroy'));
+  /**
+   * The current request's session data, read-only. Loaded at most once per request, whoever asks
+   * (this, another guard, the handler's `@Session()`): a stored session costs one Redis GET for
+   * the whole request; an unstored one nothing.
+   */
+  async session(context: ExecutionContext | object): Promise<Readonly<Record<string, unknown>>> {
+    const session = this.requests.of(context);
+    return this.requests.whenLoaded(session, () => session.readonlyData('the session from EzSessionService.session()'));
+  }
+
+  /**
+   * Gives the current request's session a new id, keeping its data and claims, and revokes the old
+   * id everywhere. Call it on login and on every privilege change (session fixation). Works from
+   * any handler, guard or service that has the request; the new token goes out with the response.
+   */
+  async regenerate(context: ExecutionContext | object): Promise<void> {
+    const session = this.requests.of(context);
+    await this.requests.retryAfterLockTimeout(session, this.sessions.regenerate(session));
+  }
+
+  /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler. */
+  async destroy(context: ExecutionContext | object): Promise<void> {
+    const session = this.requests.of(context);
+    await this.requests.retryAfterLockTimeout(session, this.sessions.destroy(session));
   }
 
   /** Revokes any session by id: its row, its cache entry and every token naming it, on every instance. */
@@ -102,16 +127,4 @@ export class EzSessionService {
       throw new Error(`EzSessionService.${method}() needs the userId option, e.g. userId: { session: 'userId' }`);
     }
   }
-}
-
-/** The session the interceptor opened for this request; only handlers with an EzSession decorator have one. */
-function currentSession(request: object, method: string): RequestSession {
-  const session = findRequestSession(request);
-  if (!session) {
-    throw new Error(
-      `EzSessionService.${method}(request) needs a handler that takes @Session(), @Jwt() or @Flash(): ` +
-        'only those handlers carry the interceptor that sends the new token (or clears the cookie). Also pass the request Nest gives through @Req().'
-    );
-  }
-  return session;
 }

@@ -1,7 +1,7 @@
 export { EzSessionModule } from './ez-session.module.js';
 export { EzSessionService, type ActiveSession } from './ez-session.service.js';
-export { EzSessionInterceptor } from './ez-session.interceptor.js';
-export { Flash, Jwt, Session, type SessionParamOptions } from './decorators/index.js';
+export { Flash, Jwt, PublicRoute, RequireSession, Session, type SessionParamOptions } from './decorators/index.js';
+export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
 export { FlashBag } from './flash/flash-bag.js';
 export {
   EzSessionConfigError,

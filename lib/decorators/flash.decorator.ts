@@ -1,10 +1,9 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { requestSessionOf } from '../session/request-session.registry.js';
 import { sessionParameter } from './session-parameter.js';
-
-const flashParam = createParamDecorator((_: unknown, context: ExecutionContext) => requestSessionOf(context.switchToHttp().getRequest()).flash);
 
 /** The session's `FlashBag`: values set now are readable now and by the next request that reads them. */
 export function Flash(): ParameterDecorator {
-  return sessionParameter({ flash: true }, flashParam());
+  return sessionParameter({ flash: true }, (sessions, session, usage) => {
+    if (usage.lock) return sessions.whenLocked(session, () => session.flash());
+    return sessions.whenLoaded(session, () => session.flash(usage.readonly ? `@Session({ readonly: true }) in ${usage.handler}` : undefined));
+  });
 }

@@ -1,8 +1,4 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { requestSessionOf } from '../session/request-session.registry.js';
 import { sessionParameter } from './session-parameter.js';
-
-const jwtParam = createParamDecorator((_: unknown, context: ExecutionContext) => requestSessionOf(context.switchToHttp().getRequest()).jwtProxy);
 
 /**
  * The token's custom claims: read with no storage I/O; changing them sends a fresh token. Keep them
@@ -10,5 +6,5 @@ const jwtParam = createParamDecorator((_: unknown, context: ExecutionContext) =>
  * exp, ...) are not shown and cannot be set.
  */
 export function Jwt(): ParameterDecorator {
-  return sessionParameter({ jwt: true }, jwtParam());
+  return sessionParameter({}, (_, session) => session.trackedClaims);
 }

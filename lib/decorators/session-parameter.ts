@@ -1,18 +1,41 @@
-import { UseInterceptors } from '@nestjs/common';
-import { EzSessionInterceptor } from '../ez-session.interceptor.js';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { httpExchangeOf } from '../http/http-request.js';
+import type { RequestSession } from '../session/request-session.js';
+import { requestSessionsFor, type RequestSessions } from '../session/request-sessions.js';
 import { recordUsage, type SessionUsage } from '../session/session-usage.js';
 
+export type SessionParameterFactory = (sessions: RequestSessions, session: RequestSession, usage: SessionUsage) => unknown;
+
 /**
- * Builds an EzSession parameter decorator. The handler's first one also puts the session
- * interceptor on that handler: handlers without an EzSession decorator carry no interceptor at
- * all, so they cost what they would cost without EzSession (a global interceptor alone costs every
- * request Nest's interceptor chain).
+ * Builds an EzSession parameter decorator. Its value is computed when Nest resolves the handler's
+ * arguments, from the request's session (opened on first ask), so a handler without EzSession
+ * decorators meets no EzSession code at all.
  */
-export function sessionParameter(usage: Partial<SessionUsage>, parameter: ParameterDecorator): ParameterDecorator {
+export function sessionParameter(usage: Partial<SessionUsage>, factory: SessionParameterFactory): ParameterDecorator {
+  const parameter = createParamDecorator((recorded: SessionUsage, context: ExecutionContext) => {
+    const exchange = httpExchangeOf(context);
+    if (!exchange) throw new Error(`EzSession decorators need an HTTP request; ${recorded.handler} runs in a "${context.getType()}" context`);
+    const sessions = requestSessionsFor(exchange.request);
+    return factory(sessions, sessions.sessionOf(exchange.request, exchange.response), recorded);
+  });
   return (target, key, index) => {
     if (key === undefined) throw new Error('EzSession decorators go on handler parameters, not constructor parameters');
-    const descriptor = Object.getOwnPropertyDescriptor(target, key)!;
-    if (recordUsage(descriptor.value as object, usage)) UseInterceptors(EzSessionInterceptor)(target, key, descriptor);
-    parameter(target, key, index);
+    const recorded = recordUsage(target, key, usage);
+    passPipesUntouched(target, key, index);
+    parameter(recorded)(target, key, index);
   };
+}
+
+/**
+ * Pipes decide from a parameter's declared type whether to rebuild its value: a global
+ * `ValidationPipe({ transform: true, validateCustomDecorators: true })` would turn the FlashBag or
+ * a class-typed session into a fresh instance, detached from the request. Declaring the parameter
+ * as a plain Object makes every pipe pass EzSession's values through as they are.
+ */
+function passPipesUntouched(target: object, key: string | symbol, index: number): void {
+  const types = Reflect.getMetadata('design:paramtypes', target, key) as unknown[] | undefined;
+  if (!types || types[index] === Object) return;
+  const copy = [...types];
+  copy[index] = Object;
+  Reflect.defineMetadata('design:paramtypes', copy, target, key);
 }

@@ -1,5 +1,3 @@
-import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { requestSessionOf } from '../session/request-session.registry.js';
 import { sessionParameter } from './session-parameter.js';
 
 export interface SessionParamOptions {
@@ -13,12 +11,16 @@ export interface SessionParamOptions {
   readonly?: boolean;
 }
 
-const sessionParam = createParamDecorator((_: unknown, context: ExecutionContext) => requestSessionOf(context.switchToHttp().getRequest()).sessionProxy);
-
 /**
  * The session data: a plain-looking object whose changes (at any depth) are tracked and stored
- * after the handler returns. Loaded only for handlers that ask for it.
+ * when the app answers. Loaded on first ask, at most once per request.
  */
 export function Session(options: SessionParamOptions = {}): ParameterDecorator {
-  return sessionParameter({ session: true, lock: options.lock === true, readonly: options.readonly === true }, sessionParam());
+  const readonly = options.readonly === true;
+  const lock = options.lock === true && !readonly;
+  return sessionParameter({ session: true, lock, readonly }, (sessions, session, usage) => {
+    if (usage.readonly) return sessions.whenLoaded(session, () => session.readonlyData(`@Session({ readonly: true }) in ${usage.handler}`));
+    if (usage.lock) return sessions.whenLocked(session, () => session.trackedData);
+    return sessions.whenLoaded(session, () => session.trackedData);
+  });
 }

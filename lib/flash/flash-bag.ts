@@ -15,7 +15,9 @@ export class FlashBag {
 
   constructor(
     private incoming: Readonly<Record<string, FlashEntry>>,
-    private readonly readonly = false
+    /** Who declared the session read-only: values are read without being consumed, and set() is refused. */
+    private readonly readonlyReader?: string,
+    private readonly onChange: () => void = () => undefined
   ) {}
 
   /** The session these values came from was destroyed: only values set from now on remain. */
@@ -25,16 +27,20 @@ export class FlashBag {
   }
 
   set(key: string, value: unknown): void {
-    if (this.readonly) throw new ReadonlySessionError(`flash.${key}`);
+    if (this.readonlyReader !== undefined) throw new ReadonlySessionError(`flash.${key}`, this.readonlyReader);
     assertJsonSafe(value, `flash.${key}`);
     this.outgoing.set(key, value);
+    this.onChange();
   }
 
   get<T = unknown>(key: string): T | undefined {
     if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
     const entry = this.incoming[key];
     if (!entry) return undefined;
-    if (!this.readonly) this.consumed.set(key, entry.id);
+    if (this.readonlyReader === undefined) {
+      this.consumed.set(key, entry.id);
+      this.onChange();
+    }
     return entry.value as T;
   }
 
@@ -59,6 +65,12 @@ export class FlashBag {
     for (const key of Object.keys(this.incoming)) values[key] = this.get(key);
     for (const [key, value] of this.outgoing) values[key] = value;
     return values;
+  }
+
+  /** The request failed: nothing it set is stored and nothing it read is consumed. */
+  discard(): void {
+    this.outgoing.clear();
+    this.consumed.clear();
   }
 
   /** Whether this request set, consumed or kept anything. */

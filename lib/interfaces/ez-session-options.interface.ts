@@ -51,6 +51,14 @@ export interface EzSessionEvent {
 /** Callbacks for auditing; an exception thrown by one is logged and does not affect the request. */
 export type EzSessionHooks = Partial<Record<EzSessionEvent['type'], (event: EzSessionEvent) => void>>;
 
+/** What `EzSessionGuard` requires of a request's session; absent or `null` values count as missing. */
+export interface EzSessionRequirement {
+  /** Top-level session keys (checked with one read of the session). */
+  keys?: string[];
+  /** Custom claims of the token (checked with no I/O). */
+  claims?: string[];
+}
+
 /** Options of `EzSessionModule.forRoot()`; every duration is in seconds. */
 export interface EzSessionModuleOptions {
   /** HS256 signing secret (at least 32 characters), or a key ring for rotation. Required. */
@@ -99,4 +107,6 @@ export interface EzSessionModuleOptions {
   clockSkew?: number;
   /** Milliseconds a Redis command may take before the cache is bypassed. Default 500. */
   redisCommandTimeout?: number;
+  /** What `EzSessionGuard` requires on routes without their own `@RequireSession(...)`. Default: none. */
+  guard?: EzSessionRequirement;
 }

@@ -2,7 +2,7 @@ import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Redis, RedisOptions } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { EzSessionConfigError } from '../ez-session.errors.js';
-import type { EzSessionHooks, EzSessionModuleOptions, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
+import type { EzSessionHooks, EzSessionModuleOptions, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
 
 export type StoreDialect = 'mysql' | 'sqlite';
 
@@ -40,6 +40,7 @@ export interface ResolvedOptions {
   maxSessionBytes: number;
   clockSkew: number;
   redisCommandTimeout: number;
+  guard: EzSessionRequirement | undefined;
 }
 
 const MYSQL_TYPES = new Set(['mysql', 'mariadb']);
@@ -95,7 +96,8 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     lockTimeout: bounded('lockTimeout', options.lockTimeout, 5, 0.1, 300),
     maxSessionBytes: bounded('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 256, 15 * 1024 * 1024),
     clockSkew: bounded('clockSkew', options.clockSkew, 30, 0, 300),
-    redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000)
+    redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000),
+    guard: resolveRequirement(options.guard)
   };
 }
 
@@ -180,6 +182,22 @@ function resolveUserId(source: EzSessionModuleOptions['userId']): EzSessionUserI
     throw new EzSessionConfigError('userId', "must be { session: 'key' } or { claim: 'name' }");
   }
   return source;
+}
+
+function resolveRequirement(requirement: EzSessionModuleOptions['guard']): EzSessionRequirement | undefined {
+  if (requirement === undefined) return undefined;
+  const names = (list: unknown, field: string): string[] => {
+    if (list === undefined) return [];
+    if (!Array.isArray(list) || list.some((name) => typeof name !== 'string' || name.length === 0)) {
+      throw new EzSessionConfigError(`guard.${field}`, 'must be an array of non-empty strings');
+    }
+    return list as string[];
+  };
+  const resolved = { keys: names(requirement?.keys, 'keys'), claims: names(requirement?.claims, 'claims') };
+  if (resolved.keys.length === 0 && resolved.claims.length === 0) {
+    throw new EzSessionConfigError('guard', 'needs at least one of keys or claims, e.g. { keys: ["userId"] }');
+  }
+  return resolved;
 }
 
 function bounded(option: string, value: number | undefined, fallback: number, min: number, max: number): number {

@@ -4,8 +4,8 @@ import { FlashBag } from '../flash/flash-bag.js';
 import type { LockedRead, SessionLock } from '../storage/session.repository.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
 import { ChangeTracker } from './change-tracker.js';
-import { assertJsonSafe, emptyDocument, fingerprintValue, type SessionDocument } from './session-document.js';
-import type { SessionUsage } from './session-usage.js';
+import { readonlyView } from './readonly-view.js';
+import { assertJsonSafe, emptyDocument, serializedValue, type SessionDocument } from './session-document.js';
 
 /** What a request changed, collected once the handler has returned. */
 export interface SessionChanges {
@@ -27,8 +27,10 @@ export interface SessionStart {
 }
 
 /**
- * One request's view of its session: the verified token, the data loaded for it (only when a
- * handler asked for it), and trackers that record what the handler changes.
+ * One request's session: the verified token, the data once someone asked for it (loaded at most
+ * once), and trackers that record what the request changes. Whoever asks first opens it (a
+ * parameter decorator, a guard, a service call); `onChange` tells the transport, on the first change,
+ * that the response must wait for a commit.
  */
 export class RequestSession {
   sid: string;
@@ -51,21 +53,30 @@ export class RequestSession {
   /** Expiry of the stored row as loaded (ms), to decide whether to extend it. */
   loadedExpiresAt: number | undefined;
   committed = false;
+  /** A read of the data in progress. */
+  loading: Promise<void> | undefined;
+  /** The read under the lock (`@Session({ lock: true })`), taken once per request. */
+  lockedLoading: Promise<void> | undefined;
 
   private knownFingerprint: string | undefined | null;
   private readonly incomingStored: boolean;
   private claims: ChangeTracker;
-  /** The claims as they came, serialized when the handler first changes one (most never do). */
+  /** The claims as they came, serialized when the request first changes one (most never do). */
   private claimsBaseline: string | undefined;
+  private document: SessionDocument | undefined;
   private data: ChangeTracker | undefined;
+  private dataReadonly: Record<string, unknown> | undefined;
   /** The data as loaded, to compare changed keys against; parsed only if some key changed. */
   private dataBaseline: () => SessionDocument['data'] = () => ({});
   private flashBag: FlashBag | undefined;
+  private claimsReadonly: Readonly<Record<string, unknown>> | undefined;
+  private changeNoticed = false;
 
   constructor(
     start: SessionStart,
-    readonly usage: SessionUsage,
-    private readonly newFingerprint: () => string | undefined
+    private readonly newFingerprint: () => string | undefined,
+    /** Called once, on the first change (or the first thing that needs a commit). */
+    private readonly onChange: (session: RequestSession) => void
   ) {
     const { claims } = start;
     this.hadToken = claims !== undefined;
@@ -77,14 +88,30 @@ export class RequestSession {
     this.claims = this.trackClaims(claims?.custom ?? {});
   }
 
-  /** Hands the handler the loaded document; `baseline` gives a pristine copy of its data when needed. */
+  /** The response must wait for this session's commit (a change, a held lock, a renewal due). */
+  changed(): void {
+    if (this.changeNoticed) return;
+    this.changeNoticed = true;
+    this.onChange(this);
+  }
+
+  /** Whether anything asked for a commit; when not, the request finishes without EzSession. */
+  get awaitsCommit(): boolean {
+    return this.changeNoticed && !this.committed;
+  }
+
+  get loaded(): boolean {
+    return this.document !== undefined;
+  }
+
+  /** Hands over the loaded document; `baseline` gives a pristine copy of its data when needed. */
   attach(document: SessionDocument, baseline: () => SessionDocument['data'] = () => ({})): void {
     let parsed: SessionDocument['data'] | undefined;
+    this.document = document;
     this.dataBaseline = () => (parsed ??= baseline());
-    this.data = new ChangeTracker(document.data, (key) => {
-      if (this.usage.readonly) throw new ReadonlySessionError(key);
-    });
-    this.flashBag = new FlashBag(document.flash, this.usage.readonly);
+    this.data = undefined;
+    this.dataReadonly = undefined;
+    this.flashBag = undefined;
   }
 
   /** Starts over with a new id and nothing in it: the old session ended (expired, destroyed, revoked). */
@@ -97,15 +124,20 @@ export class RequestSession {
     this.lockedRead = undefined;
     this.claims = this.trackClaims({});
     this.claimsBaseline = undefined;
+    this.claimsReadonly = undefined;
+    this.changed();
   }
 
-  /** After a destroy: data read before it is gone; what the handler sets from now on (and flash) belongs to the new session. */
+  /** After a destroy: data read before it is gone; what the request sets from now on (and flash) belongs to the new session. */
   forgetStoredData(): void {
     if (this.data) {
       for (const key of Object.keys(this.data.target)) delete this.data.target[key];
       this.data.changed.clear();
-      this.dataBaseline = () => ({});
+    } else if (this.document) {
+      this.document.data = {};
     }
+    this.dataBaseline = () => ({});
+    if (this.document) this.document.flash = {};
     this.flashBag?.forgetIncoming();
   }
 
@@ -116,6 +148,7 @@ export class RequestSession {
     this.createdAt = now;
     this.replaced = true;
     this.lockedRead = undefined;
+    this.changed();
   }
 
   /** The binding hash that goes into this session's next token, computed only when a token is issued. */
@@ -137,32 +170,60 @@ export class RequestSession {
     );
   }
 
-  get sessionProxy(): Record<string, unknown> {
-    if (!this.data) throw new Error('EzSession: the session was not loaded for this handler');
+  /** The data as a tracked object: changes at any depth are recorded per top-level key. */
+  get trackedData(): Record<string, unknown> {
+    if (!this.data) {
+      this.data = new ChangeTracker(this.loadedDocument.data, () => this.changed());
+    }
     return this.data.proxy;
   }
 
-  get jwtProxy(): Record<string, unknown> {
+  /** The data as a view that refuses every change, naming `reader` in the error. */
+  readonlyData(reader: string): Readonly<Record<string, unknown>> {
+    return (this.dataReadonly ??= readonlyView(this.loadedDocument.data, (key) => new ReadonlySessionError(key, reader)));
+  }
+
+  /** The custom claims as a tracked object; changing one sends a new token. */
+  get trackedClaims(): Record<string, unknown> {
     return this.claims.proxy;
   }
 
-  get flash(): FlashBag {
-    if (!this.flashBag) throw new Error('EzSession: flash was not loaded for this handler');
-    return this.flashBag;
+  /** The custom claims as a view that refuses every change. */
+  readonlyClaims(reader: string): Readonly<Record<string, unknown>> {
+    return (this.claimsReadonly ??= readonlyView(this.claims.target, (key) => new ReadonlySessionError(`jwt.${key}`, reader)));
+  }
+
+  /** The flash values; `readonlyReader` names who may read but not consume or set them. */
+  flash(readonlyReader?: string): FlashBag {
+    return (this.flashBag ??= new FlashBag(this.loadedDocument.flash, readonlyReader, () => this.changed()));
   }
 
   get customClaims(): Record<string, unknown> {
     return this.claims.target;
   }
 
-  /** The data as the handler left it (for deriving the user id column). */
+  /** The data as the request left it (for deriving the user id column). */
   get currentData(): Record<string, unknown> {
-    return this.data?.target ?? emptyDocument().data;
+    return this.data?.target ?? this.document?.data ?? emptyDocument().data;
   }
 
   /** Whether the `stored` flag now differs from what the client's token says. */
   get storedFlagChanged(): boolean {
     return this.stored !== this.incomingStored;
+  }
+
+  /**
+   * The handler failed (the response is an error): what it changed is not kept. Operations that
+   * already happened (regenerate, destroy) stay done and the client still hears of them.
+   */
+  discardChanges(): void {
+    this.data?.changed.clear();
+    this.flashBag?.discard();
+    if (this.claims.changed.size > 0) {
+      this.claims = this.trackClaims(this.claimsBaseline === undefined ? {} : (JSON.parse(this.claimsBaseline) as Record<string, unknown>));
+      this.claimsBaseline = undefined;
+      this.claimsReadonly = undefined;
+    }
   }
 
   /** Throws a SessionDataError naming the first value that cannot be stored exactly. */
@@ -172,7 +233,7 @@ export class RequestSession {
       for (const key of this.data.changed) {
         const value = this.data.target[key];
         if (value !== undefined) assertJsonSafe(value, `session.${key}`);
-        if (fingerprintValue(value) !== fingerprintValue(this.dataBaseline()[key])) data.set(key, value);
+        if (serializedValue(value) !== serializedValue(this.dataBaseline()[key])) data.set(key, value);
       }
     }
     const flash = this.flashBag?.changes();
@@ -185,6 +246,11 @@ export class RequestSession {
     };
   }
 
+  private get loadedDocument(): SessionDocument {
+    if (!this.document) throw new Error('EzSession: the session data was read before it was loaded');
+    return this.document;
+  }
+
   private trackClaims(custom: Record<string, unknown>): ChangeTracker {
     return new ChangeTracker(custom, (name) => {
       // The tracker asks before it applies a change, so this still sees the claims as they came.
@@ -192,6 +258,7 @@ export class RequestSession {
       if (RESERVED_CLAIMS.has(name)) {
         throw new SessionClaimError(`The claim "${name}" is reserved by EzSession and cannot be set through @Jwt(); reserved: ${[...RESERVED_CLAIMS].join(', ')}.`);
       }
+      this.changed();
     });
   }
 }

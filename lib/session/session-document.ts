@@ -59,7 +59,7 @@ function asciiJson(json: string): string {
 }
 
 /** Serializes one value the way the store would, for comparing a key before and after a request. */
-export function fingerprintValue(value: unknown): string | undefined {
+export function serializedValue(value: unknown): string | undefined {
   return value === undefined ? undefined : JSON.stringify(value);
 }
 

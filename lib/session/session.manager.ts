@@ -3,29 +3,21 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache, type CachedSession } from '../cache/session-cache.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { SessionClaimError, SessionLockTimeoutError } from '../ez-session.errors.js';
-import type { EzSessionEvent } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
-import type { SessionClaims } from '../token/session-claims.js';
 import { MAX_TOKEN_BYTES, SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
-import { readToken } from '../token/token-transport.js';
-import { bindRequestSession } from './request-session.registry.js';
-import { RequestSession, type SessionChanges } from './request-session.js';
+import type { RequestSession, SessionChanges } from './request-session.js';
 import { decodeDocument, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
-import type { SessionUsage } from './session-usage.js';
+import { SessionEvents } from './session-events.js';
 
-/** What the interceptor sends back: a new token, or an order to clear the cookie. */
+/** What goes back to the client: a new token, or an order to clear the cookie. */
 export type IssuedToken = { token: string; maxAge: number } | { clear: true };
 
-export interface HttpRequestLike {
-  headers: Record<string, string | string[] | undefined>;
-  ip?: string;
-}
-
 /**
- * One request's path through EzSession: token -> lazy load -> (handler) -> changes -> locked
- * write -> new token. Storage is touched only when the handler's decorators need it.
+ * A request's session after the token was read: lazy load -> (handler) -> changes -> locked
+ * write -> new token, and the operations that end or move a session. Storage is touched only when
+ * something asked for the data or changed it.
  */
 @Injectable()
 export class SessionManager {
@@ -36,47 +28,75 @@ export class SessionManager {
     private readonly codec: SessionTokenCodec,
     private readonly repository: SessionRepository,
     private readonly cache: SessionCache,
-    private readonly revocations: RevocationRegistry
+    private readonly revocations: RevocationRegistry,
+    private readonly events: SessionEvents
   ) {}
 
   /**
-   * Verifies the token and loads what the handler's decorators need. Returns the session itself,
-   * not a promise, when nothing has to be read (claims only, or nothing stored).
+   * Reads the stored data once per request, whoever asks first; later asks share the read.
+   * Returns nothing, without a promise, when nothing has to be read (nothing stored, or read already).
    */
-  open(request: HttpRequestLike, usage: SessionUsage): RequestSession | Promise<RequestSession> {
-    const session = this.start(request, usage);
-    bindRequestSession(request, session);
-    if (!usage.session && !usage.flash) return session;
-    if (usage.lock && !usage.readonly) return this.loadLocked(session).then(() => session);
+  load(session: RequestSession): Promise<void> | undefined {
+    if (session.lockedLoading) return session.lockedLoading;
+    if (session.loaded) return undefined;
+    if (session.loading) return session.loading;
     if (!session.stored) {
       session.attach(emptyDocument());
-      return session;
+      return undefined;
     }
-    return this.load(session).then(() => session);
+    const loading = this.readStored(session);
+    session.loading = loading;
+    return loading;
   }
 
   /**
-   * Persists what the handler changed and returns what to send back. A token is only issued
-   * after the write committed, so a client never holds `stored=true` for data that is not there.
-   * Returns `undefined` at once, without a promise, when the request changed nothing.
+   * `@Session({ lock: true })`: takes the lock and reads the row under it, once per request. Data
+   * read earlier without the lock (by a guard) is replaced by what the lock protects.
    */
-  commit(session: RequestSession): Promise<IssuedToken | undefined> | undefined {
-    if (session.committed || (session.untouched && !this.extensionDue(session))) {
-      session.committed = true;
-      return undefined;
-    }
-    session.committed = true;
-    return this.commitChanges(session);
+  loadLocked(session: RequestSession): Promise<void> {
+    return (session.lockedLoading ??= this.readLocked(session));
   }
 
-  private async commitChanges(session: RequestSession): Promise<IssuedToken | undefined> {
+  private async readLocked(session: RequestSession): Promise<void> {
+    if (session.loading) await session.loading.catch(() => undefined);
+    session.lock = await this.lock(session.sid);
+    session.changed();
+    let read = await session.lock.read();
+    if (read.revoked || (!read.row && session.stored)) {
+      await this.release(session);
+      session.restart(nowSeconds());
+      session.lock = await this.lock(session.sid);
+      read = { row: undefined, revoked: false };
+    }
+    session.lockedRead = read;
+    session.loadedExpiresAt = read.row?.expiresAt;
+    const row = read.row;
+    session.attach(this.documentOf(session.sid, row), () => this.documentOf(session.sid, row).data);
+  }
+
+  /**
+   * Persists what the request changed and says what to send back. A token is only issued after the
+   * write committed, so a client never holds `stored=true` for data that is not there. After a
+   * failed handler (an error response) nothing it changed is written; a held lock is released and
+   * a regeneration or destroy that already happened is still told to the client.
+   * Returns `undefined` at once, without a promise, when there is nothing to do.
+   */
+  commit(session: RequestSession, handlerFailed = false): Promise<IssuedToken | undefined> | undefined {
+    if (session.committed) return undefined;
+    session.committed = true;
+    if (handlerFailed) session.discardChanges();
+    if (session.untouched && !this.extensionDue(session)) return undefined;
+    return this.commitChanges(session, handlerFailed);
+  }
+
+  private async commitChanges(session: RequestSession, handlerFailed: boolean): Promise<IssuedToken | undefined> {
     try {
       // changes() refuses unstorable values, and the token must fit a cookie, before any lock: nothing is written and nothing waits.
       const changes = session.changes();
       if (changes.claimsChanged) this.assertTokenFits(session);
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
         await this.persist(session, changes);
-      } else {
+      } else if (!handlerFailed) {
         await this.extendIfDue(session);
       }
       return this.tokenFor(session, changes);
@@ -107,7 +127,7 @@ export class SessionManager {
     await this.cache.delete(previousSid);
     await this.revocations.announce(previousSid, this.revocationEnd());
     session.moveTo(sid, nowSeconds());
-    this.emit({ type: 'regenerated', sid, previousSid });
+    this.events.emit({ type: 'regenerated', sid, previousSid });
   }
 
   /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
@@ -119,7 +139,7 @@ export class SessionManager {
     session.restart(nowSeconds());
     session.destroyed = true;
     session.forgetStoredData();
-    this.emit({ type: 'destroyed', sid });
+    this.events.emit({ type: 'destroyed', sid });
   }
 
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
@@ -127,77 +147,37 @@ export class SessionManager {
     await this.repository.withLock(sid, (lock) => lock.revoke(this.revocationEnd()));
     await this.cache.delete(sid);
     await this.revocations.announce(sid, this.revocationEnd());
-    this.emit({ type: 'revoked', sid });
+    this.events.emit({ type: 'revoked', sid });
   }
 
-  private start(request: HttpRequestLike, usage: SessionUsage): RequestSession {
-    const now = nowSeconds();
-    const exactNow = Date.now() / 1000;
-    const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
-    const binding = () => this.bindingOf(request);
-    let claims: SessionClaims | undefined;
-    let fingerprint: string | undefined | null;
-    if (verdict.valid) {
-      const candidate = verdict.claims;
-      const bound = binding();
-      if (this.revocations.has(candidate.sid)) {
-        // A revoked id: treated as no token, silently (the owner logged out or was logged out).
-      } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
-        this.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
-      } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
-        // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
-        this.emit({ type: 'fingerprintMismatch', sid: candidate.sid });
-      } else {
-        claims = candidate;
-        // A token signed with an older key is re-issued with the current one, so its binding hash is recomputed.
-        fingerprint = verdict.key === 0 ? candidate.fp : null;
+  private async readStored(session: RequestSession): Promise<void> {
+    try {
+      const cached = await this.cache.get(session.sid);
+      let found: CachedSession | undefined = cached && cached.expiresAt > Date.now() ? cached : undefined;
+      if (!found) {
+        const row = await this.repository.find(session.sid);
+        if (row) {
+          found = { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt };
+          await this.cache.fill(session.sid, found, this.cacheTtl(row.expiresAt));
+        }
       }
-    } else if (verdict.reason === 'expired') {
-      this.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
-    }
-    // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
-    const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
-    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, usage, () => this.fingerprintOf(request));
-  }
-
-  private async load(session: RequestSession): Promise<void> {
-    const cached = await this.cache.get(session.sid);
-    let found: CachedSession | undefined = cached && cached.expiresAt > Date.now() ? cached : undefined;
-    if (!found) {
-      const row = await this.repository.find(session.sid);
-      if (row) {
-        found = { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt };
-        await this.cache.fill(session.sid, found, this.cacheTtl(row.expiresAt));
+      if (session.loaded) return; // a locked read got there first
+      const document = found && this.decode(session.sid, found.data, found.flash);
+      if (!found || !document) {
+        // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
+        // new one rather than resurrect the old id.
+        this.events.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
+        session.restart(nowSeconds());
+        session.attach(emptyDocument());
+        return;
       }
+      session.loadedExpiresAt = found.expiresAt;
+      const source = found;
+      session.attach(document, () => this.decode(session.sid, source.data, source.flash)!.data);
+      if (this.extensionDue(session)) session.changed();
+    } finally {
+      session.loading = undefined;
     }
-    const document = found && this.decode(session.sid, found.data, found.flash);
-    if (!found || !document) {
-      // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
-      // new one rather than resurrect the old id.
-      this.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
-      session.restart(nowSeconds());
-      session.attach(emptyDocument());
-      return;
-    }
-    session.loadedExpiresAt = found.expiresAt;
-    const source = found;
-    session.attach(document, () => this.decode(session.sid, source.data, source.flash)!.data);
-  }
-
-  /** `@Session({ lock: true })`: the lock is taken first and the row is read inside it. */
-  private async loadLocked(session: RequestSession): Promise<void> {
-    session.lock = await this.lock(session.sid);
-    let read = await session.lock.read();
-    if (read.revoked || (!read.row && session.stored)) {
-      await this.release(session);
-      session.restart(nowSeconds());
-      session.lock = await this.lock(session.sid);
-      read = { row: undefined, revoked: false };
-    }
-    session.lockedRead = read;
-    session.loadedExpiresAt = read.row?.expiresAt;
-    const row = read.row;
-    session.attach(this.documentOf(session.sid, row), () => this.documentOf(session.sid, row).data);
   }
 
   private async persist(session: RequestSession, changes: SessionChanges): Promise<void> {
@@ -267,7 +247,7 @@ export class SessionManager {
       { sid: session.sid, stored: session.stored, exp, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
       now
     );
-    if ((!session.hadToken || session.replaced) && !session.previousSid) this.emit({ type: 'created', sid: session.sid });
+    if ((!session.hadToken || session.replaced) && !session.previousSid) this.events.emit({ type: 'created', sid: session.sid });
     return { token, maxAge: exp - now };
   }
 
@@ -303,7 +283,7 @@ export class SessionManager {
     try {
       return await this.repository.lock(sid);
     } catch (error) {
-      if (error instanceof SessionLockTimeoutError) this.emit({ type: 'lockTimeout', sid });
+      if (error instanceof SessionLockTimeoutError) this.events.emit({ type: 'lockTimeout', sid });
       throw error;
     }
   }
@@ -323,42 +303,6 @@ export class SessionManager {
     if (!source) return null;
     const value = 'session' in source ? document.data[source.session] : session.customClaims[source.claim];
     return typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 191) : null;
-  }
-
-  private bindingOf(request: HttpRequestLike): string | undefined {
-    const { userAgent, ip, custom } = this.options.bind;
-    if (!userAgent && !ip && !custom) return undefined;
-    const agent = userAgent ? String(request.headers['user-agent'] ?? '') : '';
-    return `${agent}\n${ip ? (request.ip ?? '') : ''}\n${custom ? String(custom(request)) : ''}`;
-  }
-
-  private fingerprintOf(request: HttpRequestLike): string | undefined {
-    const binding = this.bindingOf(request);
-    return binding === undefined ? undefined : this.fingerprintWith(binding, 0);
-  }
-
-  // Most requests come from a few user agents: remembering their hashes saves an HMAC per request.
-  private readonly fingerprints = new Map<string, string>();
-
-  private fingerprintWith(binding: string, key: number): string {
-    const memo = `${key}\n${binding}`;
-    let fingerprint = this.fingerprints.get(memo);
-    if (fingerprint === undefined) {
-      fingerprint = this.codec.fingerprint(binding, key);
-      if (this.fingerprints.size >= 10_000) this.fingerprints.clear();
-      this.fingerprints.set(memo, fingerprint);
-    }
-    return fingerprint;
-  }
-
-  private emit(event: EzSessionEvent): void {
-    const hook = this.options.hooks[event.type];
-    if (!hook) return;
-    try {
-      hook(event);
-    } catch (error) {
-      this.logger.error(`The ${event.type} hook threw: ${(error as Error).message}`);
-    }
   }
 
   private documentOf(sid: string, row: SessionRow | null | undefined): SessionDocument {

@@ -61,13 +61,28 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual((await victim.get('/me')).body, { data: { userId: 9 } });
     });
 
-    it('regenerate from a handler without an EzSession decorator fails, naming the decorators, and changes nothing', async () => {
+    it('regenerate from a handler that takes only @Req() sends the new token and keeps the data', async () => {
       const client = new SessionClient(running.url);
       await client.post('/login');
-      const response = await client.post('/life/regenerate-undecorated');
-      assert.match(String(response.body.error), /needs a handler that takes @Session\(\), @Jwt\(\) or @Flash\(\)/);
-      assert.equal(response.issued, undefined);
+      const old = client.fork();
+      const response = await client.post('/life/plain-regenerate');
+      assert.equal(response.status, 200);
+      assert.notEqual(claimsOf(response.issued).sid, claimsOf(old.token).sid);
+      assert.match(String(response.setCookie), /^ezsession=[^;]+; Max-Age=\d+;/);
       assert.deepEqual((await client.get('/me')).body, { data: { userId: 42 } });
+      assert.deepEqual((await old.get('/me')).body, { data: {} });
+    });
+
+    it('destroy from a handler that takes only @Req() clears the cookie and ends the session', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/login');
+      const old = client.fork();
+      const response = await client.post('/life/plain-logout');
+      assert.equal(response.status, 200);
+      assert.match(String(response.setCookie), /^ezsession=; Max-Age=0;/);
+      assert.equal(response.issued, undefined);
+      assert.equal(await rowExists(claimsOf(old.token).sid), false);
+      assert.deepEqual((await old.get('/me')).body, { data: {} });
     });
 
     it('regenerate under a held lock keeps the locked change', async () => {

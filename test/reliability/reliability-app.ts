@@ -73,7 +73,7 @@ export class ReliabilityController {
 }
 
 /** Like `startFixtureApp`, with the reliability controller mounted next to the fixture controller. */
-/** The fixture app with the reliability endpoints mounted too; quiet, since these specs provoke errors on purpose. */
+/** The fixture app with the reliability endpoints mounted too. */
 export function startReliabilityApp(adapter: AdapterName, options: EzSessionModuleOptions): Promise<RunningApp> {
-  return startFixtureApp(adapter, options, { controllers: [ReliabilityController], quiet: true });
+  return startFixtureApp(adapter, options, { controllers: [ReliabilityController] });
 }

@@ -1,0 +1,73 @@
+import { Inject, Injectable, UnauthorizedException, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { PUBLIC_ROUTE_METADATA, REQUIRE_SESSION_METADATA } from '../decorators/require-session.decorator.js';
+import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
+import { EzSessionConfigError } from '../ez-session.errors.js';
+import { EzSessionService } from '../ez-session.service.js';
+import type { EzSessionRequirement } from '../interfaces/ez-session-options.interface.js';
+import type { ResolvedOptions } from '../options/resolved-options.js';
+
+/** What a refused request lacked, as the 401 body lists it. */
+export interface MissingSessionParts {
+  keys: string[];
+  claims: string[];
+}
+
+/**
+ * Refuses a request with 401 unless its session has the keys and claims the route requires
+ * (`@RequireSession(...)`, else the module's `guard` option). Per route with `@UseGuards`, or for
+ * the whole app as an `APP_GUARD` with `@PublicRoute()` on what stays open. Claims are checked
+ * first and cost no I/O; keys cost one read of the session, shared with the handler's `@Session()`.
+ * Subclass it and override `requirementOf` or `refuse` to change what it checks or answers.
+ */
+@Injectable()
+export class EzSessionGuard implements CanActivate {
+  constructor(
+    protected readonly sessions: EzSessionService,
+    protected readonly reflector: Reflector,
+    @Inject(EZ_SESSION_OPTIONS) protected readonly options: ResolvedOptions
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_METADATA, targets)) return true;
+    const { keys = [], claims = [] } = this.requirementOf(context);
+
+    const presentClaims = this.sessions.claims(context);
+    const missingClaims = claims.filter((name) => absent(presentClaims[name]));
+    if (missingClaims.length > 0) return this.refuse(context, { keys: [], claims: missingClaims });
+    if (keys.length === 0) return true;
+
+    return this.sessions.session(context).then((data) => {
+      const missingKeys = keys.filter((key) => absent(data[key]));
+      return missingKeys.length === 0 || this.refuse(context, { keys: missingKeys, claims: [] });
+    });
+  }
+
+  /** The route's requirement; a route with none at all is a mistake, reported as one. */
+  protected requirementOf(context: ExecutionContext): EzSessionRequirement {
+    const requirement =
+      this.reflector.getAllAndOverride<EzSessionRequirement | undefined>(REQUIRE_SESSION_METADATA, [context.getHandler(), context.getClass()]) ?? this.options.guard;
+    if (!requirement || ((requirement.keys?.length ?? 0) === 0 && (requirement.claims?.length ?? 0) === 0)) {
+      throw new EzSessionConfigError(
+        'guard',
+        `is not set and ${context.getClass().name}.${context.getHandler().name} has no @RequireSession({ keys, claims }): EzSessionGuard has nothing to check there (mark open routes with @PublicRoute())`
+      );
+    }
+    return requirement;
+  }
+
+  protected refuse(_context: ExecutionContext, missing: MissingSessionParts): never {
+    const parts = [...missing.keys.map((key) => `session key "${key}"`), ...missing.claims.map((name) => `claim "${name}"`)];
+    throw new UnauthorizedException({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: `This route needs a session with ${parts.join(' and ')}; sign in first.`,
+      missing
+    });
+  }
+}
+
+function absent(value: unknown): boolean {
+  return value === undefined || value === null;
+}

@@ -1,0 +1,35 @@
+import type { ExecutionContext } from '@nestjs/common';
+
+/** What EzSession reads of a request: its headers (token, binding) and the IP the framework resolved. */
+export interface HttpRequestLike {
+  headers: Record<string, string | string[] | undefined>;
+  ip?: string;
+  /** Fastify's request wraps Node's: that one is the same object everywhere the request goes. */
+  raw?: object;
+  /** Express links the request to its response. */
+  res?: object;
+}
+
+/** The object that identifies one request wherever it is handed over (Fastify's request or Node's own). */
+export function requestKey(request: HttpRequestLike): object {
+  return request.raw ?? request;
+}
+
+export function isExecutionContext(value: unknown): value is ExecutionContext {
+  return typeof (value as ExecutionContext | undefined)?.switchToHttp === 'function' && typeof (value as ExecutionContext).getType === 'function';
+}
+
+/**
+ * The HTTP request (and the response, when the framework gives it) behind an ExecutionContext or a
+ * request object; `undefined` for a context that is not an HTTP request.
+ */
+export function httpExchangeOf(target: ExecutionContext | object): { request: HttpRequestLike; response: object | undefined } | undefined {
+  if (isExecutionContext(target)) {
+    if (target.getType() !== 'http') return undefined;
+    const http = target.switchToHttp();
+    return { request: http.getRequest<HttpRequestLike>(), response: http.getResponse<object>() };
+  }
+  const request = target as HttpRequestLike;
+  if (typeof request?.headers !== 'object' || request.headers === null) return undefined;
+  return { request, response: request.res };
+}

@@ -1,0 +1,80 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
+import type { HttpRequestLike } from '../http/http-request.js';
+import type { ResolvedOptions } from '../options/resolved-options.js';
+import { RevocationRegistry } from '../revocation/revocation.registry.js';
+import type { SessionClaims } from '../token/session-claims.js';
+import { SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
+import { readToken } from '../token/token-transport.js';
+import { RequestSession } from './request-session.js';
+import { SessionEvents } from './session-events.js';
+
+/**
+ * Turns a request's token into its RequestSession, with no I/O: signature, claim shapes, expiry,
+ * the absolute timeout, the in-memory revocation list and the binding are all checked here. A
+ * token that fails any of them is treated as no token at all.
+ */
+@Injectable()
+export class SessionOpener {
+  // Most requests come from a few user agents: remembering their hashes saves an HMAC per request.
+  private readonly fingerprints = new Map<string, string>();
+
+  constructor(
+    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly codec: SessionTokenCodec,
+    private readonly revocations: RevocationRegistry,
+    private readonly events: SessionEvents
+  ) {}
+
+  open(request: HttpRequestLike, onChange: (session: RequestSession) => void): RequestSession {
+    const now = nowSeconds();
+    const exactNow = Date.now() / 1000;
+    const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
+    let claims: SessionClaims | undefined;
+    let fingerprint: string | undefined | null;
+    if (verdict.valid) {
+      const candidate = verdict.claims;
+      const bound = this.bindingOf(request);
+      if (this.revocations.has(candidate.sid)) {
+        // A revoked id: treated as no token, silently (the owner logged out or was logged out).
+      } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
+        this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
+      } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
+        // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
+        this.events.emit({ type: 'fingerprintMismatch', sid: candidate.sid });
+      } else {
+        claims = candidate;
+        // A token signed with an older key is re-issued with the current one, so its binding hash is recomputed.
+        fingerprint = verdict.key === 0 ? candidate.fp : null;
+      }
+    } else if (verdict.reason === 'expired') {
+      this.events.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
+    }
+    // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
+    const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
+    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, () => this.fingerprintOf(request), onChange);
+  }
+
+  private bindingOf(request: HttpRequestLike): string | undefined {
+    const { userAgent, ip, custom } = this.options.bind;
+    if (!userAgent && !ip && !custom) return undefined;
+    const agent = userAgent ? String(request.headers['user-agent'] ?? '') : '';
+    return `${agent}\n${ip ? (request.ip ?? '') : ''}\n${custom ? String(custom(request)) : ''}`;
+  }
+
+  private fingerprintOf(request: HttpRequestLike): string | undefined {
+    const binding = this.bindingOf(request);
+    return binding === undefined ? undefined : this.fingerprintWith(binding, 0);
+  }
+
+  private fingerprintWith(binding: string, key: number): string {
+    const memo = `${key}\n${binding}`;
+    let fingerprint = this.fingerprints.get(memo);
+    if (fingerprint === undefined) {
+      fingerprint = this.codec.fingerprint(binding, key);
+      if (this.fingerprints.size >= 10_000) this.fingerprints.clear();
+      this.fingerprints.set(memo, fingerprint);
+    }
+    return fingerprint;
+  }
+}
