@@ -36,6 +36,8 @@ export class SessionClient {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      // A redirect is an answer to look at (its status, Location and cookies), not to follow.
+      redirect: 'manual',
       signal: this.signal()
     });
     const text = await response.text();
