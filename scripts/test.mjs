@@ -86,7 +86,8 @@ async function main() {
   for (const [index, pass] of passes.entries()) {
     if (signalled) return 1;
     const { version } = installedPackage(pass.package);
-    const heading = `Pass ${index + 1} of ${passes.length}: ioredis ${version} (node_modules/${pass.package})`;
+    const where = pass.package === 'ioredis' ? 'node_modules/ioredis' : `node_modules/${pass.package}, loaded for every import of 'ioredis'`;
+    const heading = `Pass ${index + 1} of ${passes.length}: ioredis ${version} (${where})`;
     if (pass.specs.length === 0) {
       console.log(`\n=== ${heading}: skipped, no spec of its list matches ${filters.join(', ')}\n`);
       continue;
@@ -97,7 +98,7 @@ async function main() {
       [
         ...pass.nodeArgs,
         '--enable-source-maps', '--test', '--test-concurrency=1', '--test-reporter=spec', '--test-reporter-destination=stdout',
-        // One report per run: the first pass, which is the whole (filtered) suite.
+        // The report is of the first pass: written again by the second, it would hold only that pass's few specs.
         ...(index === 0 ? extraReporters() : []),
         ...pass.specs
       ],
@@ -111,10 +112,9 @@ async function main() {
   return outcomes.find(({ code }) => code !== 0)?.code ?? 0;
 }
 
-/** The specs the second pass runs again: all of the list that exist, or those the filters match. */
+/** OTHER_MAJOR_SPECS, once each is known to exist: a renamed spec must not silently drop out of the second pass. */
 function otherMajorSpecs() {
   const missing = OTHER_MAJOR_SPECS.filter((source) => !existsSync(join(root, source)));
-  // A renamed spec must not silently drop out of the ioredis 6 pass.
   if (missing.length > 0) throw new Failure(`OTHER_MAJOR_SPECS in scripts/test.mjs names missing files: ${missing.join(', ')}`);
   return OTHER_MAJOR_SPECS;
 }
