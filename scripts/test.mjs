@@ -31,7 +31,8 @@ const OTHER_MAJOR_SPECS = [
   'test/core/storage-economy.e2e-spec.ts',
   // "regenerate, destroy and revoke" and "revocation across instances"
   'test/lifecycle/control.e2e-spec.ts',
-  'test/reliability/redis-outage.e2e-spec.ts'
+  'test/reliability/redis-outage.e2e-spec.ts',
+  'test/reliability/revocation-channel.e2e-spec.ts'
 ];
 
 
