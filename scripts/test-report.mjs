@@ -4,6 +4,7 @@ import { basename } from 'node:path';
 
 const TITLES = {
   'redis-outage': 'Redis down, stalled, emptied or restarted',
+  'revocation-channel': 'Redis refusing the revocation channel after a reconnect',
   'mysql-outage': 'MySQL down, frozen or dying mid-lock',
   'killed-lock-holder': 'A process killed while it holds a session lock',
   'pool-exhaustion': 'Lock contention and pool exhaustion',

@@ -69,20 +69,37 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 
   private async subscribe(client: Redis): Promise<void> {
-    // A subscriber may queue while offline: ioredis subscribes again on every reconnect.
-    this.subscriber = client.duplicate({ enableOfflineQueue: true, lazyConnect: true, maxRetriesPerRequest: null });
-    this.subscriber.on('error', () => undefined);
-    this.subscriber.on('message', (_channel: string, message: string) => {
+    // A subscriber may queue while offline. ioredis's own resubscribe after a reconnect leaves its
+    // promise unhandled (a SUBSCRIBE that times out or is refused would be an unhandled rejection,
+    // which ends the process) and is never tried again: the registry subscribes on every 'ready' itself.
+    const subscriber = client.duplicate({ enableOfflineQueue: true, lazyConnect: true, maxRetriesPerRequest: null, autoResubscribe: false });
+    this.subscriber = subscriber;
+    subscriber.on('error', () => undefined);
+    subscriber.on('message', (_channel: string, message: string) => {
       const [sid, until] = message.split(' ');
       if (sid && Number(until) > 0) this.remember(sid, Number(until));
     });
-    // Messages missed while disconnected are read back from MySQL.
-    this.subscriber.on('ready', () => void this.resync().catch(() => undefined));
+    let listening: Promise<void> | undefined;
+    subscriber.on('ready', () => {
+      listening = this.listen(subscriber);
+    });
     try {
-      await this.subscriber.connect();
-      await this.subscriber.subscribe(this.channel);
+      await subscriber.connect();
     } catch (error) {
       this.logger.warn(`Revocations are not received over Redis yet (${(error as Error).message}); they are synced from the database`);
     }
+    await listening;
+  }
+
+  /** Subscribes on a fresh connection, then reads back from MySQL the messages missed while disconnected. */
+  private async listen(subscriber: Redis): Promise<void> {
+    try {
+      await subscriber.subscribe(this.channel);
+    } catch (error) {
+      // Disconnected at shutdown: nothing to warn about.
+      if (subscriber.status === 'end') return;
+      this.logger.warn(`Revocations may not be received over Redis until it reconnects (${(error as Error).message}); they are synced from the database`);
+    }
+    await this.resync().catch(() => undefined);
   }
 }

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, '../../..');
+
+// What a NestJS 12 app on TypeORM 1 already has. typeorm peers on ioredis ^5, so such an app sits on
+// ioredis 5; the versions are this repo's locked ones so that npm finds them in its cache.
+const APP_PACKAGES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'reflect-metadata', 'rxjs', 'typeorm', 'ioredis', 'sql.js'];
+
+// The plainest use, written without a compiler: a session key written by one request, read back by
+// the next with the token the first one was given.
+const APP = `
+import 'reflect-metadata';
+import { Controller, Get, Module, Post } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { EzSessionModule, Session } from 'nestjs-ezsession';
+
+class AppController {
+  save(session) { session.x = 1; }
+  read(session) { return { x: session.x ?? null }; }
+}
+Controller()(AppController);
+for (const [route, method] of [[Post('save'), 'save'], [Get('read'), 'read']]) {
+  route(AppController.prototype, method, Object.getOwnPropertyDescriptor(AppController.prototype, method));
+  Session()(AppController.prototype, method, 0);
+}
+class AppModule {}
+Module({ imports: [EzSessionModule.forRoot({ secret: 'install-test-secret-0c4e9a1b7d3f5e2a8b6c', database: { type: 'sqljs' } })], controllers: [AppController] })(AppModule);
+
+const app = await NestFactory.create(AppModule, { logger: false });
+await app.listen(0, '127.0.0.1');
+const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+const saved = await fetch(url + '/save', { method: 'POST' });
+const token = saved.headers.get('x-session-token');
+const read = await fetch(url + '/read', { headers: { authorization: 'Bearer ' + token } });
+console.log(JSON.stringify({ saved: saved.status, token: token !== null, read: await read.json() }));
+await app.close();
+`;
+
+function lockedVersion(name: string): string {
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+  const version = lock.packages[`node_modules/${name}`]?.version;
+  if (!version) throw new Error(`${name} is not in package-lock.json`);
+  return version;
+}
+
+/** The environment of a user's own npm: none of the settings `npm test` hands to its scripts. */
+function plainNpmEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  // Inherited from `npm test`, these would point the install at this repository instead of the app.
+  delete env.npm_config_prefix;
+  delete env.npm_config_local_prefix;
+  return env;
+}
+
+describe('installing the packed package into a TypeORM 1 app', () => {
+  let workdir: string;
+  let install: { code?: number; stdout: string; stderr: string };
+
+  before(async () => {
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    await run(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root });
+    workdir = mkdtempSync(join(tmpdir(), 'ezsession-install-'));
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', workdir], { cwd: root, env: plainNpmEnv() });
+    const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
+
+    const dependencies = Object.fromEntries(APP_PACKAGES.map((name) => [name, lockedVersion(name)]));
+    const manifest = { name: 'typeorm-app', private: true, type: 'module', dependencies: { ...dependencies, 'nestjs-ezsession': `file:./${filename}` } };
+    writeFileSync(join(workdir, 'package.json'), JSON.stringify(manifest, null, 2));
+    writeFileSync(join(workdir, 'app.mjs'), APP);
+    // A plain `npm install`: no --legacy-peer-deps, no overrides; the flags only spare the network.
+    install = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: workdir, env: plainNpmEnv() }).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error
+    );
+  });
+  after(() => workdir && rmSync(workdir, { recursive: true, force: true }));
+
+  it('installs with a plain npm install, with no peer conflict', () => {
+    assert.equal(install.code ?? 0, 0, install.stderr);
+    assert.doesNotMatch(install.stdout + install.stderr, /ERESOLVE/);
+  });
+
+  it('runs on the app\'s ioredis 5, the one typeorm shares', () => {
+    const installed = JSON.parse(readFileSync(join(workdir, 'node_modules', 'ioredis', 'package.json'), 'utf8')) as { version: string };
+    assert.match(installed.version, /^5\./);
+    // No copy of its own: the library resolves the app's ioredis.
+    const fromLibrary = createRequire(join(workdir, 'node_modules', 'nestjs-ezsession', 'dist', 'index.js')).resolve('ioredis');
+    assert.equal(fromLibrary, join(workdir, 'node_modules', 'ioredis', 'built', 'index.js'));
+  });
+
+  it('boots, issues a token for a written session and reads the session back with it', async () => {
+    const { stdout } = await run(process.execPath, ['app.mjs'], { cwd: workdir, env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+    assert.deepEqual(JSON.parse(stdout.trim()), { saved: 201, token: true, read: { x: 1 } });
+  });
+});
