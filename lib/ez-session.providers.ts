@@ -5,6 +5,7 @@ import { MemorySessionCache } from './cache/memory-session.cache.js';
 import { RedisSessionCache } from './cache/redis-session.cache.js';
 import { SessionCache } from './cache/session-cache.js';
 import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
+import { EzSessionConfigError } from './ez-session.errors.js';
 import { EZ_SESSION_MODULE_OPTIONS } from './ez-session.module-definition.js';
 import { resolveOptions, type ResolvedOptions } from './options/resolved-options.js';
 import type { SessionRedis } from './revocation/revocation.registry.js';
@@ -27,7 +28,11 @@ export const ezSessionProviders: Provider[] = [
     provide: SessionRepository,
     useFactory: async (options: ResolvedOptions, { dataSource }: SessionDataSource) => {
       const repository = new SessionRepository(dataSource, options);
-      if (options.createTable) await repository.createTable();
+      if (options.createTable) {
+        await repository.createTable().catch((error: Error) => {
+          throw new EzSessionConfigError('createTable', `is on, but the session tables could not be created: ${error.message}. Grant CREATE, or create them yourself (README, Storage) and set createTable: false`, { cause: error });
+        });
+      }
       return repository;
     },
     inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE]
@@ -43,15 +48,62 @@ export const ezSessionProviders: Provider[] = [
 
 async function openDataSource(options: ResolvedOptions): Promise<SessionDataSource> {
   if (options.database instanceof DataSource) {
-    if (!options.database.isInitialized) await options.database.initialize();
+    if (!options.database.isInitialized) await initialize(options.database);
     return { dataSource: options.database, owned: false };
   }
   const dataSource = new DataSource(options.dialect === 'mysql' ? withoutQueryTraces(options.database) : options.database);
-  await dataSource.initialize();
+  await initialize(dataSource);
   if (options.dialect === 'sqlite') {
     logger.log(`Sessions are stored in an embedded ${options.database.type} database: one process only. Use type 'mysql' with several instances.`);
   }
   return { dataSource, owned: true };
+}
+
+/** Opens the DataSource, or stops the boot with an error that says what was tried and why it failed. */
+async function initialize(dataSource: DataSource): Promise<void> {
+  try {
+    await dataSource.initialize();
+  } catch (error) {
+    throw new EzSessionConfigError('database', connectionProblem(dataSource.options, error), { cause: error });
+  }
+}
+
+function connectionProblem(options: DataSourceOptions, error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  if (!MYSQL_DRIVERS.has(options.type)) return `could not be opened (${options.type}): ${message}`;
+  const where = serverOf(options);
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+      return `names a MySQL server that cannot be reached at ${where} (${code}): is it running, and are host and port right?`;
+    case 'ER_ACCESS_DENIED_ERROR':
+    case 'ER_DBACCESS_DENIED_ERROR':
+      return `was refused by the MySQL server at ${where} (${code}): check the username, password and the user's grants. The server said: ${message}`;
+    case 'ER_BAD_DB_ERROR':
+      return `names a database that does not exist on ${where} (${code}): create it, or fix the database name. The server said: ${message}`;
+    default:
+      return `could not connect to MySQL at ${where}${code ? ` (${code})` : ''}: ${message}`;
+  }
+}
+
+const MYSQL_DRIVERS = new Set(['mysql', 'mariadb']);
+
+/** host:port as the driver will use it (a URL wins over host/port), never with the password. */
+function serverOf(options: DataSourceOptions): string {
+  const { url, host, port, socketPath } = options as { url?: string; host?: string; port?: number; socketPath?: string };
+  if (socketPath) return `socket ${socketPath}`;
+  if (url) {
+    try {
+      const parsed = new URL(url);
+      return `${parsed.hostname}:${parsed.port || 3306}`;
+    } catch {
+      return 'the url given (which does not parse as a URL)';
+    }
+  }
+  return `${host ?? 'localhost'}:${port ?? 3306}`;
 }
 
 /**

@@ -82,7 +82,10 @@ async function main() {
     { ...IOREDIS_PASSES[1], specs: findSpecs(otherMajorSpecs()) }
   ];
 
-  const env = { ...process.env, ...(await startServers()) };
+  // Strict: a promise rejection nobody handles fails the spec process even if something listens for
+  // 'unhandledRejection' (Nest and test runners may); apps the specs spawn inherit it through NODE_OPTIONS.
+  const nodeOptions = [process.env.NODE_OPTIONS, '--unhandled-rejections=strict'].filter(Boolean).join(' ');
+  const env = { ...process.env, NODE_OPTIONS: nodeOptions, ...(await startServers()) };
   const outcomes = [];
   for (const [index, pass] of passes.entries()) {
     if (signalled) return 1;

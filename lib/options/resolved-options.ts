@@ -134,7 +134,14 @@ function resolveDatabase(database: EzSessionModuleOptions['database']): { databa
     throw new EzSessionConfigError('database', "is required: TypeORM DataSourceOptions such as { type: 'mysql', host, port, username, password, database }, or a DataSource");
   }
   const type = String((database instanceof DataSource ? database.options : database).type);
-  if (MYSQL_TYPES.has(type)) return { database, dialect: 'mysql' };
+  if (MYSQL_TYPES.has(type)) {
+    const { url, host, socketPath } = database instanceof DataSource ? {} : (database as { url?: unknown; host?: unknown; socketPath?: unknown });
+    // `url: process.env.MYSQL_URL` with the variable unset would otherwise quietly mean localhost:3306.
+    if ('url' in (database instanceof DataSource ? {} : database) && !url && !host && !socketPath) {
+      throw new EzSessionConfigError('database.url', `is ${JSON.stringify(url)}: set it (is the environment variable it comes from defined?) or give host, port, username and database`);
+    }
+    return { database, dialect: 'mysql' };
+  }
   if (SQLITE_TYPES.has(type)) return { database, dialect: 'sqlite' };
   throw new EzSessionConfigError('database.type', `"${type}" is not supported: use 'mysql' or 'mariadb' (production), or 'sqljs', 'better-sqlite3' or 'sqlite' (embedded, one process)`);
 }

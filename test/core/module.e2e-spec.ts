@@ -9,6 +9,7 @@ import { FixtureController } from '../fixtures/fixture.controller.js';
 import { startFixtureApp, TEST_SECRET } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { SessionClient } from '../support/session-client.js';
+import { freePort } from '../support/free-port.js';
 import { testEnv } from '../support/test-env.js';
 
 async function bootError(options: Partial<EzSessionModuleOptions>): Promise<Error> {
@@ -42,6 +43,37 @@ describe('module options are checked at boot', () => {
       assert.match((await bootError(options)).message, message);
     });
   }
+});
+
+describe('a database that cannot be used stops the boot with an error naming EzSession and the option', () => {
+  const mysql = () => new URL(testEnv().mysqlUrl);
+
+  it('an unset url (an environment variable that is not defined) is refused before any connection', async () => {
+    const error = await bootError({ secret: TEST_SECRET, database: { type: 'mysql', url: process.env.EZ_NO_SUCH_VARIABLE } });
+    assert.match(error.message, /^EzSession option "database.url" is undefined: set it \(is the environment variable it comes from defined\?\)/);
+  });
+
+  it('a server that does not answer', async () => {
+    const port = await freePort();
+    const error = await bootError({ secret: TEST_SECRET, database: { type: 'mysql', host: '127.0.0.1', port, username: 'root' } });
+    assert.equal(error.message, `EzSession option "database" names a MySQL server that cannot be reached at 127.0.0.1:${port} (ECONNREFUSED): is it running, and are host and port right?`);
+  });
+
+  it('a refused login', async () => {
+    const url = mysql();
+    url.username = 'no_such_user';
+    url.password = 'wrong';
+    const error = await bootError({ secret: TEST_SECRET, database: { type: 'mysql', url: url.toString() } });
+    assert.match(error.message, new RegExp(`^EzSession option "database" was refused by the MySQL server at 127\\.0\\.0\\.1:${url.port} \\(ER_ACCESS_DENIED_ERROR\\): check the username, password`));
+    assert.doesNotMatch(error.message, /wrong/, 'the password is never shown');
+  });
+
+  it('a database that does not exist', async () => {
+    const url = mysql();
+    url.pathname = '/no_such_database';
+    const error = await bootError({ secret: TEST_SECRET, database: { type: 'mysql', url: url.toString() } });
+    assert.match(error.message, /^EzSession option "database" names a database that does not exist on 127\.0\.0\.1:\d+ \(ER_BAD_DB_ERROR\)/);
+  });
 });
 
 describe('forRootAsync', () => {
