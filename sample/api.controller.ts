@@ -1,5 +1,5 @@
-import { BadRequestException, Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
-import { EzSessionService, Jwt, Session } from '../lib/index.js';
+import { BadRequestException, Body, Controller, Get, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
+import { EzSessionGuard, EzSessionService, Jwt, RequireSession, Session } from '../lib/index.js';
 import { cleanName } from './app.controller.js';
 
 type SessionData = Record<string, unknown>;
@@ -24,14 +24,26 @@ export class ApiController {
     return { user: { name }, role: 'member' };
   }
 
-  /** Read-only: no lock and no data write; a stored session is one cache GET (a database SELECT on a miss). */
+  /**
+   * Signed-in clients only: EzSessionGuard answers 401 with a JSON body naming what is missing.
+   * The guard's read of the session is the handler's too: a stored session is one cache GET.
+   */
   @Get('me')
+  @UseGuards(EzSessionGuard)
+  @RequireSession({ keys: ['user'] })
   me(@Session({ readonly: true }) session: SessionData, @Jwt() jwt: Claims) {
-    const user = session.user as { name: string } | undefined;
+    const user = session.user as { name: string };
     return {
-      user: user ? { name: user.name } : null,
+      user: { name: user.name },
       role: typeof jwt.role === 'string' ? jwt.role : null,
       counter: typeof session.counter === 'number' ? session.counter : 0
     };
+  }
+
+  /** Logout from a handler that takes only the request: the response clears the cookie. */
+  @Post('logout')
+  @HttpCode(204)
+  async logout(@Req() request: object): Promise<void> {
+    await this.sessions.destroy(request);
   }
 }

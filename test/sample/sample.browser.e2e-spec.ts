@@ -189,7 +189,15 @@ describe('sample app on MariaDB and Redis, driven by Chromium', { timeout: 120_0
     assert.equal(me.status, 200);
     assert.deepEqual(await me.json(), { user: { name: 'Api' }, role: 'member', counter: 0 });
 
+    const logout = await fetch(`${baseUrl}/api/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    assert.equal(logout.status, 204);
+    const afterLogout = await fetch(`${baseUrl}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(afterLogout.status, 401);
+  });
+
+  it('refuses /api/me without a signed-in session with 401 and a body naming what is missing', async () => {
     const anonymous = await fetch(`${baseUrl}/api/me`);
-    assert.deepEqual(await anonymous.json(), { user: null, role: null, counter: 0 });
+    assert.equal(anonymous.status, 401);
+    assert.deepEqual(((await anonymous.json()) as { missing: unknown }).missing, { keys: ["user"], claims: [] });
   });
 });
