@@ -37,11 +37,11 @@ export function evaluateTargets(runs: RunResult[]): TargetCheck[] {
     if (!run || !bare) checks.push(missing('untouched'));
     else {
       const ratio = run.rps / bare.rps;
-      const pass = ratio >= 0.9 && run.redisPerRequest === 0 && run.mysqlPerRequest === 0 && !run.flagged && !bare.flagged;
+      const pass = ratio >= 0.95 && run.redisPerRequest === 0 && run.mysqlPerRequest === 0 && !run.flagged && !bare.flagged;
       checks.push({
         pass,
         text:
-          `untouched: ${x(ratio)} bare NestJS (${rps(run)} vs ${rps(bare)} req/s; target ≥ 0.90×${cpu(run, bare)}), ` +
+          `untouched: ${x(ratio)} bare NestJS (${rps(run)} vs ${rps(bare)} req/s; target ≥ 0.95×${cpu(run, bare)}), ` +
           `${n(run.redisPerRequest)} Redis / ${n(run.mysqlPerRequest)} MySQL per request (target 0 / 0)${errorsOf(run, bare)}`
       });
     }
@@ -55,9 +55,9 @@ export function evaluateTargets(runs: RunResult[]): TargetCheck[] {
       const ratio = run.rps / tuned.rps;
       const vsPlain = plain ? `; ${x(run.rps / plain.rps)} @nestjs/jwt with a string secret (${rps(plain)} req/s)` : '';
       checks.push({
-        pass: ratio >= 0.9 && !run.flagged && !tuned.flagged,
+        pass: ratio >= 1.0 && !run.flagged && !tuned.flagged,
         text:
-          `claims-read: ${x(ratio)} tuned @nestjs/jwt (${rps(run)} vs ${rps(tuned)} req/s; target ≥ 0.90×${cpu(run, tuned)})${vsPlain}; ` +
+          `claims-read: ${x(ratio)} tuned @nestjs/jwt (${rps(run)} vs ${rps(tuned)} req/s; target ≥ 1.00×${cpu(run, tuned)})${vsPlain}; ` +
           `${n(run.redisPerRequest)} Redis / ${n(run.mysqlPerRequest)} MySQL per request${errorsOf(run, tuned)}`
       });
     }

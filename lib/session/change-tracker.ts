@@ -1,5 +1,7 @@
 import { SessionDataError } from '../ez-session.errors.js';
 
+const NOTHING_CHANGED: ReadonlySet<string> = new Set();
+
 /** Keys that would reach an object's prototype rather than become data. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -9,7 +11,7 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
  * onto the row as it is under the lock, so parallel requests that change different keys both land.
  */
 export class ChangeTracker<T extends Record<string, unknown> = Record<string, unknown>> {
-  readonly changed = new Set<string>();
+  private changedKeys: Set<string> | undefined;
   // Built on first use: most requests read a claim or two and never reach a nested object.
   private rootProxy: T | undefined;
   private proxiesByRoot: Map<string, WeakMap<object, object>> | undefined;
@@ -19,6 +21,16 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
     readonly target: T,
     private readonly guard: (key: string) => void = () => undefined
   ) {}
+
+  /** Top-level keys a set or delete touched (at any depth). */
+  get changed(): ReadonlySet<string> {
+    return this.changedKeys ?? NOTHING_CHANGED;
+  }
+
+  /** Forgets what was touched: the changes are not to be written. */
+  clearChanges(): void {
+    this.changedKeys = undefined;
+  }
 
   get proxy(): T {
     return (this.rootProxy ??= this.wrap(this.target, undefined) as T);
@@ -70,7 +82,7 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
     }
     const key = root ?? (property as string);
     this.guard(key);
-    this.changed.add(key);
+    (this.changedKeys ??= new Set()).add(key);
   }
 
   private unwrap(value: unknown): unknown {

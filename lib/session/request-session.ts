@@ -26,11 +26,18 @@ export interface SessionStart {
   now: number;
 }
 
+/** Who holds a request's session: it computes the binding hash, and hears of the first change. */
+export interface SessionOwner {
+  fingerprint(): string | undefined;
+  /** Called once, on the first change (or the first thing that needs a commit). */
+  changed(session: RequestSession): void;
+}
+
 /**
  * One request's session: the verified token, the data once someone asked for it (loaded at most
  * once), and trackers that record what the request changes. Whoever asks first opens it (a
- * parameter decorator, a guard, a service call); `onChange` tells the transport, on the first change,
- * that the response must wait for a commit.
+ * parameter decorator, a guard, a service call); its owner hears of the first change, so the
+ * response can wait for the commit.
  */
 export class RequestSession {
   sid: string;
@@ -74,9 +81,7 @@ export class RequestSession {
 
   constructor(
     start: SessionStart,
-    private readonly newFingerprint: () => string | undefined,
-    /** Called once, on the first change (or the first thing that needs a commit). */
-    private readonly onChange: (session: RequestSession) => void
+    readonly owner: SessionOwner
   ) {
     const { claims } = start;
     this.hadToken = claims !== undefined;
@@ -92,7 +97,7 @@ export class RequestSession {
   changed(): void {
     if (this.changeNoticed) return;
     this.changeNoticed = true;
-    this.onChange(this);
+    this.owner.changed(this);
   }
 
   /** Whether anything asked for a commit; when not, the request finishes without EzSession. */
@@ -132,7 +137,7 @@ export class RequestSession {
   forgetStoredData(): void {
     if (this.data) {
       for (const key of Object.keys(this.data.target)) delete this.data.target[key];
-      this.data.changed.clear();
+      this.data.clearChanges();
     } else if (this.document) {
       this.document.data = {};
     }
@@ -153,7 +158,7 @@ export class RequestSession {
 
   /** The binding hash that goes into this session's next token, computed only when a token is issued. */
   get fingerprint(): string | undefined {
-    if (this.knownFingerprint === null) this.knownFingerprint = this.newFingerprint();
+    if (this.knownFingerprint === null) this.knownFingerprint = this.owner.fingerprint();
     return this.knownFingerprint;
   }
 
@@ -217,7 +222,7 @@ export class RequestSession {
    * already happened (regenerate, destroy) stay done and the client still hears of them.
    */
   discardChanges(): void {
-    this.data?.changed.clear();
+    this.data?.clearChanges();
     this.flashBag?.discard();
     if (this.claims.changed.size > 0) {
       this.claims = this.trackClaims(this.claimsBaseline === undefined ? {} : (JSON.parse(this.claimsBaseline) as Record<string, unknown>));

@@ -8,15 +8,28 @@ import { httpExchangeOf, requestKey, type HttpRequestLike } from '../http/http-r
 import { holdNodeResponse } from '../http/node-response.hook.js';
 import { errorPatch, tokenHeaders, type ResponsePatch } from '../http/response-patch.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
-import type { RequestSession } from './request-session.js';
+import type { RequestSession, SessionOwner } from './request-session.js';
 import { SessionManager } from './session.manager.js';
 import { SessionOpener } from './session-opener.js';
 
-interface Exchange {
-  session: RequestSession;
-  request: HttpRequestLike;
-  /** The framework's response, once someone who has it asked (Express can also reach it from the request). */
-  response: object | undefined;
+/** One request in flight: its session, and how to reach its response. */
+class Exchange implements SessionOwner {
+  session!: RequestSession;
+
+  constructor(
+    private readonly sessions: RequestSessions,
+    readonly request: HttpRequestLike,
+    /** The framework's response, once someone who has it asked (Express can also reach it from the request). */
+    public response: object | undefined
+  ) {}
+
+  fingerprint(): string | undefined {
+    return this.sessions.opener.fingerprintOf(this.request);
+  }
+
+  changed(): void {
+    this.sessions.awaitCommit(this);
+  }
 }
 
 const live = new Set<RequestSessions>();
@@ -32,12 +45,11 @@ const live = new Set<RequestSessions>();
 export class RequestSessions implements OnApplicationShutdown {
   private readonly logger = new Logger('EzSession');
   private readonly exchanges = new WeakMap<object, Exchange>();
-  private readonly exchangeOf = new WeakMap<RequestSession, Exchange>();
   private readonly fastify: boolean;
 
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly opener: SessionOpener,
+    readonly opener: SessionOpener,
     private readonly manager: SessionManager,
     @Optional() private readonly adapterHost?: HttpAdapterHost
   ) {
@@ -71,10 +83,9 @@ export class RequestSessions implements OnApplicationShutdown {
       known.response ??= response;
       return known.session;
     }
-    const exchange = { request, response } as Exchange;
-    exchange.session = this.opener.open(request, () => this.awaitCommit(exchange));
+    const exchange = new Exchange(this, request, response);
+    exchange.session = this.opener.open(request, exchange);
     this.exchanges.set(key, exchange);
-    this.exchangeOf.set(exchange.session, exchange);
     // A token due for renewal is re-issued by whatever request asks for its session.
     if (exchange.session.refresh) exchange.session.changed();
     return exchange.session;
@@ -103,7 +114,8 @@ export class RequestSessions implements OnApplicationShutdown {
     try {
       return await work;
     } catch (error) {
-      const response = this.exchangeOf.get(session)?.response ?? this.exchangeOf.get(session)?.request.res;
+      const exchange = session.owner instanceof Exchange ? session.owner : undefined;
+      const response = exchange?.response ?? exchange?.request.res;
       if (error instanceof SessionLockTimeoutError && response) {
         this.adapterHost?.httpAdapter?.setHeader(response, 'Retry-After', String(Math.ceil(error.lockTimeout)));
       }
@@ -117,7 +129,8 @@ export class RequestSessions implements OnApplicationShutdown {
     return server !== undefined && server === this.adapterHost?.httpAdapter?.getHttpServer?.();
   }
 
-  private awaitCommit(exchange: Exchange): void {
+  /** The session of `exchange` changed: its answer must wait for the commit. */
+  awaitCommit(exchange: Exchange): void {
     const raw = nodeResponseOf(exchange);
     // A response that closes before the app answered it (the client left, or a handler never
     // answered) must not keep a session lock: nothing of the request is written then.

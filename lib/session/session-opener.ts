@@ -6,7 +6,7 @@ import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import type { SessionClaims } from '../token/session-claims.js';
 import { SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
 import { readToken } from '../token/token-transport.js';
-import { RequestSession } from './request-session.js';
+import { RequestSession, type SessionOwner } from './request-session.js';
 import { SessionEvents } from './session-events.js';
 
 /**
@@ -26,7 +26,7 @@ export class SessionOpener {
     private readonly events: SessionEvents
   ) {}
 
-  open(request: HttpRequestLike, onChange: (session: RequestSession) => void): RequestSession {
+  open(request: HttpRequestLike, owner: SessionOwner): RequestSession {
     const now = nowSeconds();
     const exactNow = Date.now() / 1000;
     const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
@@ -52,7 +52,7 @@ export class SessionOpener {
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
     const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
-    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, () => this.fingerprintOf(request), onChange);
+    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, owner);
   }
 
   private bindingOf(request: HttpRequestLike): string | undefined {
@@ -62,7 +62,8 @@ export class SessionOpener {
     return `${agent}\n${ip ? (request.ip ?? '') : ''}\n${custom ? String(custom(request)) : ''}`;
   }
 
-  private fingerprintOf(request: HttpRequestLike): string | undefined {
+  /** The binding hash for a token issued to this request's client. */
+  fingerprintOf(request: HttpRequestLike): string | undefined {
     const binding = this.bindingOf(request);
     return binding === undefined ? undefined : this.fingerprintWith(binding, 0);
   }

@@ -5,6 +5,8 @@ import { RESERVED_CLAIMS, SID_PATTERN, type SessionClaims, type TokenVerdict } f
 /** Browsers drop a cookie whose name and value exceed 4096 bytes (RFC 6265bis). */
 export const MAX_TOKEN_BYTES = 4096;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
+/** The 43rd character of a 32-byte base64url value carries 4 bits: those with the 2 spare bits zero. */
+const CANONICAL_LAST_CHARACTER = new Set([...'AEIMQUYcgkosw048'].map((c) => c.charCodeAt(0)));
 
 /**
  * HS256 compact JWS, written against node:crypto rather than a JWT library: the verifier pins the
@@ -43,9 +45,11 @@ export class SessionTokenCodec {
     if (header.kid !== undefined && typeof header.kid !== 'string') return { valid: false, reason: 'malformed' };
     const keyIndex = this.verifiers.get(header.kid as string | undefined);
     if (keyIndex === undefined) return { valid: false, reason: 'signature' };
-    // Compared as canonical text: base64url decoding is lenient in its last character.
-    const expected = Buffer.from(mac(this.options.keys[keyIndex], `${headerPart}.${payloadPart}`).toString('base64url'));
-    if (!timingSafeEqual(Buffer.from(signaturePart), expected)) return { valid: false, reason: 'signature' };
+    // Base64url decoding ignores the last character's two spare bits: only the one canonical
+    // spelling of a signature is accepted, as a text comparison would, without encoding the MAC.
+    if (!CANONICAL_LAST_CHARACTER.has(signaturePart.charCodeAt(42))) return { valid: false, reason: 'signature' };
+    const expected = mac(this.options.keys[keyIndex], token.slice(0, headerPart.length + 1 + payloadPart.length));
+    if (!timingSafeEqual(Buffer.from(signaturePart, 'base64url'), expected)) return { valid: false, reason: 'signature' };
 
     const payload = parseObject(payloadPart);
     if (!payload) return { valid: false, reason: 'malformed' };
