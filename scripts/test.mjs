@@ -127,19 +127,24 @@ function installedPackage(name) {
   return JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8'));
 }
 
-/** Compiled specs whose source still exists, matched by the filters and, when given, among `sources`. */
+/**
+ * Compiled specs whose source still exists, matched by the filters and, when given, among `sources`:
+ * unit specs beside the code (lib/…/x.spec.ts) first, then the end-to-end specs under test/.
+ */
 function findSpecs(sources) {
-  const buildTest = join(root, 'build', 'test');
-  if (!existsSync(buildTest)) return [];
-  return readdirSync(buildTest, { recursive: true })
-    .filter((file) => /\.(e2e-)?spec\.js$/.test(file))
-    .map((file) => ({ compiled: join('build', 'test', file), source: join('test', file.replace(/\.js$/, '.ts')) }))
-    // build/ may still hold the output of specs that were since renamed or deleted.
-    .filter(({ source }) => existsSync(join(root, source)))
-    .filter(({ source }) => sources === undefined || sources.includes(source))
-    .filter(({ source }) => filters.length === 0 || filters.some((filter) => source.includes(filter)))
-    .map(({ compiled }) => compiled)
-    .sort();
+  return ['lib', 'test'].flatMap((dir) => {
+    const compiledDir = join(root, 'build', dir);
+    if (!existsSync(compiledDir)) return [];
+    return readdirSync(compiledDir, { recursive: true })
+      .filter((file) => /\.(e2e-)?spec\.js$/.test(file))
+      .map((file) => ({ compiled: join('build', dir, file), source: join(dir, file.replace(/\.js$/, '.ts')) }))
+      // build/ may still hold the output of specs that were since renamed or deleted.
+      .filter(({ source }) => existsSync(join(root, source)))
+      .filter(({ source }) => sources === undefined || sources.includes(source))
+      .filter(({ source }) => filters.length === 0 || filters.some((filter) => source.includes(filter)))
+      .map(({ compiled }) => compiled)
+      .sort();
+  });
 }
 
 async function startServers() {

@@ -23,15 +23,17 @@ export class RedisSessionCache extends SessionCache {
     client.on('ready', () => void this.purgeStale());
   }
 
-  async get(sid: string): Promise<CachedSession | undefined> {
-    if (this.stale.size > 0) await this.purgeStale();
-    if (this.stale.has(sid)) return undefined;
-    try {
-      return decodeCached(await this.client.get(this.keyPrefix + sid));
-    } catch (error) {
+  get(sid: string): Promise<CachedSession | undefined> {
+    if (this.stale.size > 0) return this.purgeStale().then(() => (this.stale.has(sid) ? undefined : this.read(sid)));
+    return this.read(sid);
+  }
+
+  // Plain promise callbacks, not an async function: this runs on every stored read.
+  private read(sid: string): Promise<CachedSession | undefined> {
+    return this.client.get(this.keyPrefix + sid).then(decodeCached, (error: unknown) => {
       this.warn('read', error);
       return undefined;
-    }
+    });
   }
 
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {

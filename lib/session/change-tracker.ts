@@ -14,7 +14,7 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
   private changedKeys: Set<string> | undefined;
   // Built on first use: most requests read a claim or two and never reach a nested object.
   private rootProxy: T | undefined;
-  private proxiesByRoot: Map<string, WeakMap<object, object>> | undefined;
+  private roots: Map<string, { traps: Traps; proxies: WeakMap<object, object> }> | undefined;
   private nestedTargets: WeakMap<object, object> | undefined;
 
   constructor(
@@ -33,45 +33,27 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
   }
 
   get proxy(): T {
-    return (this.rootProxy ??= this.wrap(this.target, undefined) as T);
+    return (this.rootProxy ??= this.wrap(this.target, new Traps(this, undefined)) as T);
   }
 
-  private wrap(target: object, root: string | undefined): object {
-    return new Proxy(target, {
-      get: (t, property, receiver) => {
-        const value = Reflect.get(t, property, receiver);
-        if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
-        return this.nested(value, root ?? property);
-      },
-      set: (t, property, value) => {
-        this.touch(root, property);
-        return Reflect.set(t, property, this.unwrap(value));
-      },
-      deleteProperty: (t, property) => {
-        this.touch(root, property);
-        return Reflect.deleteProperty(t, property);
-      },
-      defineProperty: (t, property, descriptor) => {
-        this.touch(root, property);
-        return Reflect.defineProperty(t, property, descriptor);
-      },
-      setPrototypeOf: () => false
-    });
+  private wrap(target: object, traps: Traps): object {
+    return new Proxy(target, traps);
   }
 
-  private nested(value: object, root: string): object {
-    this.proxiesByRoot ??= new Map();
-    let proxies = this.proxiesByRoot.get(root);
-    if (!proxies) this.proxiesByRoot.set(root, (proxies = new WeakMap()));
-    let proxy = proxies.get(value);
+  /** The proxy of a nested value, one per (value, top-level key), with one set of traps per top-level key. */
+  nested(value: object, root: string): object {
+    this.roots ??= new Map();
+    let known = this.roots.get(root);
+    if (!known) this.roots.set(root, (known = { traps: new Traps(this, root), proxies: new WeakMap() }));
+    let proxy = known.proxies.get(value);
     if (!proxy) {
-      proxies.set(value, (proxy = this.wrap(value, root)));
+      known.proxies.set(value, (proxy = this.wrap(value, known.traps)));
       (this.nestedTargets ??= new WeakMap()).set(proxy, value);
     }
     return proxy;
   }
 
-  private touch(root: string | undefined, property: string | symbol): void {
+  touch(root: string | undefined, property: string | symbol): void {
     if (root === undefined && typeof property === 'symbol') {
       throw new TypeError('Symbol keys cannot be stored in a session');
     }
@@ -85,9 +67,45 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
     (this.changedKeys ??= new Set()).add(key);
   }
 
-  private unwrap(value: unknown): unknown {
+  unwrap(value: unknown): unknown {
     if (value === null || typeof value !== 'object') return value;
     if (value === this.rootProxy) return this.target;
     return this.nestedTargets?.get(value) ?? value;
+  }
+}
+
+/**
+ * The traps of every proxy under one top-level key (or of the root object): methods on one object
+ * rather than closures made for each proxy, since a read of a nested value makes a proxy.
+ */
+class Traps implements ProxyHandler<object> {
+  constructor(
+    private readonly tracker: ChangeTracker,
+    private readonly root: string | undefined
+  ) {}
+
+  get(target: object, property: string | symbol, receiver: unknown): unknown {
+    const value = Reflect.get(target, property, receiver);
+    if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
+    return this.tracker.nested(value, this.root ?? property);
+  }
+
+  set(target: object, property: string | symbol, value: unknown): boolean {
+    this.tracker.touch(this.root, property);
+    return Reflect.set(target, property, this.tracker.unwrap(value));
+  }
+
+  deleteProperty(target: object, property: string | symbol): boolean {
+    this.tracker.touch(this.root, property);
+    return Reflect.deleteProperty(target, property);
+  }
+
+  defineProperty(target: object, property: string | symbol, descriptor: PropertyDescriptor): boolean {
+    this.tracker.touch(this.root, property);
+    return Reflect.defineProperty(target, property, descriptor);
+  }
+
+  setPrototypeOf(): boolean {
+    return false;
   }
 }

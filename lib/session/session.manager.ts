@@ -150,34 +150,43 @@ export class SessionManager {
     this.events.emit({ type: 'revoked', sid });
   }
 
-  private async readStored(session: RequestSession): Promise<void> {
+  /** The cached copy (one Redis GET), else the row (one SELECT), which then refills the cache. */
+  private readStored(session: RequestSession): Promise<void> {
+    return this.cache.get(session.sid).then((cached) => {
+      if (cached && cached.expiresAt > Date.now()) {
+        session.loading = undefined;
+        if (!session.loaded) this.attachStored(session, cached);
+        return undefined;
+      }
+      return this.readRow(session);
+    });
+  }
+
+  private async readRow(session: RequestSession): Promise<void> {
     try {
-      const cached = await this.cache.get(session.sid);
-      let found: CachedSession | undefined = cached && cached.expiresAt > Date.now() ? cached : undefined;
-      if (!found) {
-        const row = await this.repository.find(session.sid);
-        if (row) {
-          found = { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt };
-          await this.cache.fill(session.sid, found, this.cacheTtl(row.expiresAt));
-        }
-      }
+      const row = await this.repository.find(session.sid);
+      const found = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt };
+      if (found) await this.cache.fill(session.sid, found, this.cacheTtl(found.expiresAt));
       if (session.loaded) return; // a locked read got there first
-      const document = found && this.decode(session.sid, found.data, found.flash);
-      if (!found || !document) {
-        // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
-        // new one rather than resurrect the old id.
-        this.events.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
-        session.restart(nowSeconds());
-        session.attach(emptyDocument());
-        return;
-      }
-      session.loadedExpiresAt = found.expiresAt;
-      const source = found;
-      session.attach(document, () => this.decode(session.sid, source.data, source.flash)!.data);
-      if (this.extensionDue(session)) session.changed();
+      this.attachStored(session, found);
     } finally {
       session.loading = undefined;
     }
+  }
+
+  private attachStored(session: RequestSession, found: CachedSession | undefined): void {
+    const document = found && this.decode(session.sid, found.data, found.flash);
+    if (!found || !document) {
+      // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
+      // new one rather than resurrect the old id.
+      this.events.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
+      session.restart(nowSeconds());
+      session.attach(emptyDocument());
+      return;
+    }
+    session.loadedExpiresAt = found.expiresAt;
+    session.attach(document, () => this.decode(session.sid, found.data, found.flash)!.data);
+    if (this.extensionDue(session)) session.changed();
   }
 
   private async persist(session: RequestSession, changes: SessionChanges): Promise<void> {

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { createSecretKey } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { SessionTokenCodec } from './session-token.codec.js';
+
+const key = (secret: string, id?: string) => ({ id, key: createSecretKey(Buffer.from(secret, 'utf8')) });
+const KEY = key('unit-test-secret-5d1c9e7a3b2f4a6c8e0d1b3f5a7c9e2d');
+const NOW = 1_800_000_000;
+const SID = '3f0e1c1a-2b3c-4d5e-8f90-1a2b3c4d5e6f';
+
+function codec(keys = [KEY], clockSkew = 30): SessionTokenCodec {
+  return new SessionTokenCodec({ keys, clockSkew });
+}
+
+function token(custom: Record<string, unknown> = { role: 'admin' }, issued = NOW, signer = codec()): string {
+  return signer.sign({ sid: SID, stored: true, exp: issued + 3600, sct: issued, fp: undefined, custom }, issued);
+}
+
+describe('SessionTokenCodec', () => {
+  it('verifies what it signed and gives back the claims', () => {
+    const verdict = codec().verify(token(), NOW);
+    assert.ok(verdict.valid);
+    assert.deepEqual(verdict.claims, { sid: SID, stored: true, iat: NOW, exp: NOW + 3600, sct: NOW, fp: undefined, custom: { role: 'admin' } });
+  });
+
+  it('refuses a signature whose last character differs only in the bits base64url decoding ignores', () => {
+    const genuine = token();
+    const last = genuine.at(-1)!;
+    // Same 6-bit group except the two low bits: decodes to the same 32 bytes.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const twin = alphabet[alphabet.indexOf(last) + 1];
+    assert.deepEqual(Buffer.from(genuine.slice(-43, -1) + twin, 'base64url'), Buffer.from(genuine.slice(-43), 'base64url'));
+    assert.deepEqual(codec().verify(genuine.slice(0, -1) + twin, NOW), { valid: false, reason: 'signature' });
+  });
+
+  it('refuses a token signed with another key', () => {
+    const other = codec([key('another-unit-secret-8a6c4e2b0d9f7a5c3e1b8d6f')]);
+    assert.deepEqual(codec().verify(token({}, NOW, other), NOW), { valid: false, reason: 'signature' });
+  });
+
+  it('checks expiry every time, also for a token it verified before', () => {
+    const verifier = codec();
+    const genuine = token();
+    assert.equal(verifier.verify(genuine, NOW).valid, true);
+    assert.deepEqual(verifier.verify(genuine, NOW + 3600 + 31), { valid: false, reason: 'expired', sid: SID });
+  });
+
+  it('refuses a token issued in the future beyond the clock skew, also after accepting it once', () => {
+    const verifier = codec();
+    const early = token({}, NOW + 20);
+    assert.equal(verifier.verify(early, NOW).valid, true);
+    assert.deepEqual(verifier.verify(early, NOW - 20), { valid: false, reason: 'malformed' });
+  });
+
+  it('gives every request its own copy of the claims, nested values included', () => {
+    const verifier = codec();
+    const genuine = token({ prefs: { theme: 'dark' }, role: 'admin' });
+    const first = verifier.verify(genuine, NOW);
+    assert.ok(first.valid);
+    (first.claims.custom.prefs as Record<string, unknown>).theme = 'light';
+    first.claims.custom.role = 'changed';
+    const second = verifier.verify(genuine, NOW);
+    assert.ok(second.valid);
+    assert.deepEqual(second.claims.custom, { prefs: { theme: 'dark' }, role: 'admin' });
+  });
+
+  it('refuses a token with a prototype key among its claims', () => {
+    const signer = codec();
+    const forged = signer.sign({ sid: SID, stored: true, exp: NOW + 60, sct: NOW, fp: undefined, custom: JSON.parse('{"__proto__": {"admin": true}}') }, NOW);
+    assert.deepEqual(signer.verify(forged, NOW), { valid: false, reason: 'malformed' });
+  });
+
+  it('accepts a token of an older key of the ring and says which key verified it', () => {
+    const old = key('old-unit-test-secret-1f3e5d7c9b2a4c6e8d0f', 'old');
+    const current = key('new-unit-test-secret-2e4d6c8a0b1f3e5d7c9a', 'new');
+    const verdict = codec([current, old]).verify(token({}, NOW, codec([old])), NOW);
+    assert.ok(verdict.valid);
+    assert.equal(verdict.key, 1);
+  });
+});
