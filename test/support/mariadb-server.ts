@@ -16,6 +16,13 @@ export interface InnoDbSizes {
   logFileMiB?: number;
 }
 
+export interface MariaDbServerOptions extends InnoDbSizes {
+  /** Default 1. Every server of a replication topology needs its own. */
+  serverId?: number;
+  /** Default false. A replication primary writes a binary log for its replicas to read. */
+  binaryLog?: boolean;
+}
+
 // mariadbd refuses to run as root unless told to; --user is an error for anyone else.
 const USER_OPTIONS = process.getuid?.() === 0 ? ['--user=root'] : [];
 
@@ -25,10 +32,14 @@ export class MariaDbServer extends ManagedServer {
   // Shared by mariadb-install-db (which passes them on to its bootstrap mariadbd) and
   // mariadbd, so InnoDB does not resize its redo log on first start.
   private readonly innodbOptions: string[];
+  private readonly serverId: number;
+  private readonly binaryLog: boolean;
 
-  constructor({ bufferPoolMiB = 64, logFileMiB = 8 }: InnoDbSizes = {}) {
+  constructor({ bufferPoolMiB = 64, logFileMiB = 8, serverId = 1, binaryLog = false }: MariaDbServerOptions = {}) {
     super();
     this.innodbOptions = [`--innodb-buffer-pool-size=${bufferPoolMiB}M`, `--innodb-log-file-size=${logFileMiB}M`];
+    this.serverId = serverId;
+    this.binaryLog = binaryLog;
   }
 
   get url(): string {
@@ -65,7 +76,8 @@ export class MariaDbServer extends ManagedServer {
         `--port=${port}`,
         '--bind-address=127.0.0.1',
         '--skip-name-resolve',
-        '--skip-log-bin',
+        `--server-id=${this.serverId}`,
+        ...(this.binaryLog ? [`--log-bin=${join(dir, 'binlog')}`] : ['--skip-log-bin']),
         // Without a config file the compiled-in default is latin1; match real deployments.
         '--character-set-server=utf8mb4',
         '--collation-server=utf8mb4_unicode_ci',
