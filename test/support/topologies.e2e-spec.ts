@@ -3,12 +3,19 @@ import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LOOPBACK } from './endpoint.js';
+import { Redis } from 'ioredis';
+import { LOOPBACK, type Endpoint } from './endpoint.js';
 import { pollUntil } from './poll.js';
+import { parseInfo, redisInfo, withRedis } from './redis-admin.js';
+import { RedisSentinelServer } from './redis-sentinel.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 // Self-checks of the throwaway topologies the scale-out specs run on: each starts its
 // own servers on 127.0.0.1 and stops them in `after`, whatever the tests did.
+
+function seconds(since: number): string {
+  return `${((performance.now() - since) / 1000).toFixed(2)} s`;
+}
 
 /** Reads a socket until `expected` bytes arrived, or fails after `timeoutMs`. */
 async function receive(socket: Socket, expected: number, timeoutMs = 2_000): Promise<string> {
@@ -119,5 +126,164 @@ describe('TcpProxy', () => {
     const fresh = await dial();
     fresh.write('again');
     assert.equal(await receive(fresh, 5), 'AGAIN');
+  });
+});
+
+/** Runs a command on whatever `new Redis(sentinelOptions)` is connected to: proves where ioredis went. */
+async function servedPort(client: Redis): Promise<number> {
+  return Number(parseInfo(await client.info('server')).tcp_port);
+}
+
+describe('RedisSentinelServer', () => {
+  const topology = new RedisSentinelServer();
+  let client: Redis;
+  let startup = '';
+
+  before(async () => {
+    const startedAt = performance.now();
+    await topology.start();
+    startup = seconds(startedAt);
+    client = new Redis(topology.sentinelOptions);
+    client.on('error', () => {}); // refused connections while the master is down
+  });
+  after(async () => {
+    client?.disconnect();
+    await topology.stop();
+  });
+
+  it('a write through the Sentinel options lands on the master the Sentinels name and reaches the replica', async (t) => {
+    t.diagnostic(`started in ${startup}`);
+    assert.equal(topology.sentinels.length, 3);
+    const master = await topology.currentMaster();
+    assert.equal(await client.set('sentinel:greeting', 'hello'), 'OK');
+    assert.equal(await servedPort(client), master.port);
+    assert.equal(await client.call('WAIT', 1, 1_000), 1);
+    assert.equal(await withRedis(topology.initialReplica, (redis) => redis.get('sentinel:greeting')), 'hello');
+  });
+
+  it('after killMaster the Sentinels promote the replica and the same ioredis client reconnects to it', async (t) => {
+    const killedAt = performance.now();
+    const killed = await topology.killMaster();
+    const promoted = await topology.waitForFailover(killed);
+    t.diagnostic(`master SIGKILLed and replica promoted in ${seconds(killedAt)}`);
+
+    assert.deepEqual(promoted, topology.initialReplica);
+    assert.deepEqual(await topology.currentMaster(), promoted);
+    assert.equal(await client.get('sentinel:greeting'), 'hello');
+    assert.equal(await client.set('sentinel:greeting', 'hello again'), 'OK');
+    assert.equal(await servedPort(client), promoted.port);
+    const [role] = (await withRedis(promoted, (redis) => redis.call('ROLE'))) as [string];
+    assert.equal(role, 'master');
+  });
+});
+
+describe('RedisSentinelServer with a replication proxy', () => {
+  const FAILOVER_TIMEOUT_MS = 3_000;
+  const topology = new RedisSentinelServer({ replicationProxy: true, failoverTimeoutMs: FAILOVER_TIMEOUT_MS });
+  let startedAt = 0;
+  let startup = '';
+
+  before(async () => {
+    startedAt = performance.now();
+    await topology.start();
+    startup = seconds(startedAt);
+  });
+  after(() => topology.stop());
+
+  /** Whether the server would run `REPLICAOF 127.0.0.1 1` for its default user (ACL DRYRUN runs nothing). */
+  async function acceptsReplicaof(server: Endpoint): Promise<boolean> {
+    const verdict = await withRedis(server, (redis) => redis.call('ACL', 'DRYRUN', 'default', 'REPLICAOF', LOOPBACK, '1'));
+    return verdict === 'OK';
+  }
+
+  async function masterOffset(master: Endpoint): Promise<number> {
+    return Number((await redisInfo(master, 'replication')).master_repl_offset);
+  }
+  async function replicaOffset(): Promise<number> {
+    return Number((await redisInfo(topology.initialReplica, 'replication')).slave_repl_offset);
+  }
+
+  it('the replica follows the master through the proxy while the Sentinels reach the replica itself', async (t) => {
+    t.diagnostic(`started in ${startup}`);
+    const proxy = topology.replicationProxy;
+    const replication = await redisInfo(topology.initialReplica, 'replication');
+    assert.equal(replication.master_port, String(proxy.port));
+    assert.equal(replication.master_link_status, 'up');
+
+    // The master sees the replica's link coming from the proxy's side of its one connection.
+    const master = await topology.currentMaster();
+    const replicaClients = String(await withRedis(master, (redis) => redis.call('CLIENT', 'LIST', 'TYPE', 'replica')));
+    const [linkPort] = [...replicaClients.matchAll(/\baddr=127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]));
+    assert.deepEqual(proxy.connections.map((connection) => connection.upstreamLocalPort), [linkPort]);
+
+    for (const sentinel of topology.sentinels) {
+      const replicas = (await withRedis(sentinel, (redis) => redis.call('SENTINEL', 'REPLICAS', topology.masterName))) as string[][];
+      const ports = replicas.map((fields) => Number(fields[fields.indexOf('port') + 1]));
+      assert.deepEqual(ports, [topology.initialReplica.port], `replicas known to Sentinel ${sentinel.port}`);
+    }
+  });
+
+  it('while the proxy is paused a SET the master acknowledged does not reach the replica; after resume it does', async () => {
+    const master = await topology.currentMaster();
+    await withRedis(master, async (redis) => {
+      await redis.set('held', 'first');
+      assert.equal(await redis.call('WAIT', 1, 1_000), 1);
+
+      topology.replicationProxy.pause('from-target');
+      try {
+        assert.equal(await redis.set('held', 'second'), 'OK');
+        assert.equal(await redis.call('WAIT', 1, 300), 0, 'no replica acknowledged the SET');
+        assert.ok((await replicaOffset()) < (await masterOffset(master)), 'replica offset behind the master');
+        assert.equal(await withRedis(topology.initialReplica, (replica) => replica.get('held')), 'first');
+      } finally {
+        topology.replicationProxy.resume();
+      }
+      assert.equal(await redis.call('WAIT', 1, 1_500), 1);
+    });
+    assert.equal(await replicaOffset(), await masterOffset(master));
+    assert.equal(await withRedis(topology.initialReplica, (replica) => replica.get('held')), 'second');
+  });
+
+  it("the Sentinels' periodic replica checks leave the replica on the proxy", async () => {
+    // Sentinel re-points a replica whose master address is not the master's once
+    // failover-timeout has passed since it found the replica, at its next INFO of it;
+    // a short INFO period makes that next check come at once.
+    const setInfoPeriod = (ms: number) =>
+      Promise.all(topology.sentinels.map((sentinel) => withRedis(sentinel, (redis) => redis.call('SENTINEL', 'DEBUG', 'INFO-PERIOD', ms))));
+    await setInfoPeriod(100);
+    try {
+      await sleep(Math.max(0, startedAt + FAILOVER_TIMEOUT_MS + 1_000 - performance.now()) + 1_000);
+      const replication = await redisInfo(topology.initialReplica, 'replication');
+      assert.equal(replication.master_port, String(topology.replicationProxy.port));
+      assert.equal(replication.master_link_status, 'up');
+      assert.equal(await acceptsReplicaof(topology.initialReplica), false, 'kept on the proxy by refusing REPLICAOF');
+    } finally {
+      await setInfoPeriod(10_000);
+    }
+  });
+
+  it('a write acknowledged while the replica is held back is lost when the master dies: the promoted replica serves the value before it', async () => {
+    const master = await topology.currentMaster();
+    await withRedis(master, async (redis) => {
+      await redis.set('flag', 'x = 1');
+      assert.equal(await redis.call('WAIT', 1, 1_000), 1);
+      topology.replicationProxy.pause('from-target');
+      assert.equal(await redis.set('flag', 'x = 2'), 'OK');
+    });
+
+    const killed = await topology.killMaster();
+    const promoted = await topology.waitForFailover(killed);
+    assert.deepEqual(promoted, topology.initialReplica);
+    // A master must be able to become a replica again in a later failover.
+    assert.equal(await acceptsReplicaof(promoted), true);
+
+    const client = new Redis(topology.sentinelOptions);
+    client.on('error', () => {});
+    try {
+      assert.equal(await servedPort(client), promoted.port);
+      assert.equal(await client.get('flag'), 'x = 1');
+    } finally {
+      client.disconnect();
+    }
   });
 });
