@@ -106,7 +106,11 @@ export class TcpProxy {
   // Applies to connections made later too: a client reconnecting during a pause stays held.
   private held = { toTarget: false, fromTarget: false };
 
-  constructor(readonly target: Endpoint) {}
+  /**
+   * `target` may be a function, read at each new connection, for a target whose port is
+   * only known once it started (e.g. a server that must announce the proxy's port).
+   */
+  constructor(private readonly target: Endpoint | (() => Endpoint)) {}
 
   get port(): number {
     const address = this.server?.address() as AddressInfo | null | undefined;
@@ -171,7 +175,8 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
-    const upstream = connect({ ...this.target, allowHalfOpen: true });
+    const target = typeof this.target === 'function' ? this.target() : this.target;
+    const upstream = connect({ ...target, allowHalfOpen: true });
     const connection = new ProxiedConnection(client, upstream, { ...this.held });
     this.open.add(connection);
     // Whichever side fails or closes first takes the other with it, as a broken link would.

@@ -3,10 +3,11 @@ import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { LOOPBACK, type Endpoint } from './endpoint.js';
 import { pollUntil } from './poll.js';
 import { parseInfo, redisInfo, withRedis } from './redis-admin.js';
+import { CLUSTER_SLOTS, RedisClusterServer, type ClusterNode } from './redis-cluster.js';
 import { RedisSentinelServer } from './redis-sentinel.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -126,6 +127,204 @@ describe('TcpProxy', () => {
     const fresh = await dial();
     fresh.write('again');
     assert.equal(await receive(fresh, 5), 'AGAIN');
+  });
+});
+
+/** A key `master` serves, found by the helper's own slot computation. */
+function keyOn(cluster: RedisClusterServer, master: ClusterNode, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const key = `${prefix}:${i}`;
+    if (cluster.masterForKey(key).id === master.id) return key;
+  }
+}
+
+describe('RedisClusterServer', () => {
+  const cluster = new RedisClusterServer();
+  let client: Cluster;
+  let startup = '';
+
+  before(async () => {
+    const startedAt = performance.now();
+    await cluster.start();
+    startup = seconds(startedAt);
+    client = new Cluster(cluster.startupNodes);
+    client.on('error', () => {}); // node connections drop during failovers; commands report it
+  });
+  after(async () => {
+    client?.disconnect();
+    await cluster.stop();
+  });
+
+  // Set by the SIGKILL test, for the one after it.
+  let deposed: ClusterNode | undefined;
+  let successor: ClusterNode | undefined;
+
+
+  it('serves all 16384 slots from three masters, each followed by one replica in sync', async (t) => {
+    t.diagnostic(`started in ${startup}`);
+    assert.equal(cluster.masters.length, 3);
+    assert.equal(cluster.nodes.length, 6);
+    const covered = cluster.masters.flatMap((node) => node.slots).reduce((sum, [from, to]) => sum + to - from + 1, 0);
+    assert.equal(covered, CLUSTER_SLOTS);
+
+    for (const master of cluster.masters) {
+      const replicas = cluster.replicasOf(master);
+      assert.equal(replicas.length, 1, `one replica for ${master.port}`);
+      const replication = await redisInfo(replicas[0], 'replication');
+      assert.equal(replication.master_port, String(master.port));
+      assert.equal(replication.master_link_status, 'up');
+    }
+    for (const node of cluster.nodes) {
+      const info = parseInfo(await withRedis(node, (redis) => redis.call('CLUSTER', 'INFO') as Promise<string>));
+      assert.equal(info.cluster_state, 'ok', `cluster_state on ${node.port}`);
+      assert.equal(info.cluster_slots_ok, String(CLUSTER_SLOTS));
+    }
+  });
+
+  it('masterForKey names the master Redis hashes the key to, and where ioredis stores it', async () => {
+    const keys = cluster.masters.map((master) => keyOn(cluster, master, 'placed'));
+    keys.push('{user:1}:profile'); // the hash tag alone decides the slot
+    for (const key of keys) {
+      const owner = cluster.masterForKey(key);
+      const serverSlot = await withRedis(owner, (redis) => redis.call('CLUSTER', 'KEYSLOT', key));
+      assert.equal(cluster.masterForSlot(Number(serverSlot)).id, owner.id, `slot of ${key}`);
+
+      assert.equal(await client.set(key, `value of ${key}`), 'OK');
+      assert.equal(await withRedis(owner, (redis) => redis.get(key)), `value of ${key}`);
+      const other = cluster.masters.find((node) => node.id !== owner.id)!;
+      await assert.rejects(
+        withRedis(other, (redis) => redis.get(key)),
+        /MOVED/,
+      );
+    }
+    assert.equal(cluster.masterForKey('{user:1}:profile').id, cluster.masterForKey('{user:1}:session').id);
+  });
+
+  it('a SIGKILLed master is replaced by its replica, which serves its keys to the same ioredis client', async (t) => {
+    const master = cluster.masters[0];
+    const key = keyOn(cluster, master, 'failover');
+    const [replica] = cluster.replicasOf(master);
+    // Written and acknowledged by the replica before the crash, so it must survive it.
+    await withRedis(master, async (redis) => {
+      await redis.set(key, 'before the crash');
+      assert.equal(await redis.call('WAIT', 1, 1_000), 1);
+    });
+
+    const killedAt = performance.now();
+    const promoted = await cluster.killMaster(master);
+    t.diagnostic(`master SIGKILLed, replica promoted and cluster ok in ${seconds(killedAt)}`);
+    deposed = master;
+    successor = promoted;
+
+    assert.equal(promoted.id, replica.id);
+    assert.equal(cluster.masterForKey(key).id, replica.id);
+    assert.equal(await client.get(key), 'before the crash');
+    assert.equal(await client.set(key, 'after the crash'), 'OK');
+    assert.equal(await withRedis(promoted, (redis) => redis.get(key)), 'after the crash');
+    for (const node of cluster.nodes.filter((node) => node.id !== master.id)) {
+      const info = parseInfo(await withRedis(node, (redis) => redis.call('CLUSTER', 'INFO') as Promise<string>));
+      assert.equal(info.cluster_state, 'ok', `cluster_state on ${node.port}`);
+    }
+  });
+
+  it('a killed master restarted after the failover rejoins as a replica of its successor, and a manual failover gives its slots back', async () => {
+    assert.ok(deposed && successor, 'the previous test failed a master over');
+    const [old, heir] = [deposed, successor];
+    assert.equal(cluster.nodes.find((node) => node.id === old.id)?.failed, true);
+    const key = keyOn(cluster, heir, 'rejoin');
+    await client.set(key, 'kept');
+
+    await cluster.restart(old);
+    const rejoined = cluster.nodes.find((node) => node.id === old.id)!;
+    assert.equal(rejoined.role, 'replica');
+    assert.equal(rejoined.masterId, heir.id);
+
+    const master = await cluster.failover(rejoined);
+    assert.equal(master.id, old.id);
+    assert.equal(cluster.masterForKey(key).id, old.id);
+    assert.equal(cluster.nodes.find((node) => node.id === heir.id)!.role, 'replica');
+    assert.equal(await client.get(key), 'kept');
+  });
+});
+
+describe('RedisClusterServer with replication proxies', () => {
+  const cluster = new RedisClusterServer({ replicationProxy: true });
+  let client: Cluster;
+  let startup = '';
+
+  before(async () => {
+    const startedAt = performance.now();
+    await cluster.start();
+    startup = seconds(startedAt);
+    client = new Cluster(cluster.startupNodes);
+    client.on('error', () => {});
+  });
+  after(async () => {
+    client?.disconnect();
+    await cluster.stop();
+  });
+
+  /** A replica's own view of what it has, bypassing the proxy and the cluster's redirects. */
+  async function readOnReplica(master: ClusterNode, key: string): Promise<string | null> {
+    const [replica] = cluster.replicasOf(master);
+    return withRedis(cluster.directEndpoint(replica), async (redis) => {
+      await redis.call('READONLY');
+      return redis.get(key);
+    });
+  }
+
+  it('clients and replicas reach every master through its proxy', async (t) => {
+    t.diagnostic(`started in ${startup}`);
+    assert.equal(cluster.masters.length, 3);
+    for (const master of cluster.masters) {
+      assert.notEqual(master.port, cluster.directEndpoint(master).port, 'announced at the proxy');
+      const [replica] = cluster.replicasOf(master);
+      const replication = await redisInfo(cluster.directEndpoint(replica), 'replication');
+      assert.equal(replication.master_port, String(master.port));
+      assert.equal(replication.master_link_status, 'up');
+      const key = keyOn(cluster, master, 'proxied');
+      assert.equal(await client.set(key, 'through the proxy'), 'OK');
+      assert.equal(await withRedis(cluster.directEndpoint(master), (redis) => redis.get(key)), 'through the proxy');
+    }
+  });
+
+  it("while a master's replication is paused its clients are served, and what they write reaches the replica only after resume", async () => {
+    const master = cluster.masters[0];
+    const key = keyOn(cluster, master, 'held');
+    await withRedis(cluster.directEndpoint(master), async (redis) => {
+      await redis.set(key, 'first');
+      assert.equal(await redis.call('WAIT', 1, 1_000), 1);
+    });
+
+    const links = await cluster.pauseReplication(master);
+    assert.equal(links.length, 1);
+    try {
+      assert.equal(await client.set(key, 'second'), 'OK');
+      assert.equal(await client.get(key), 'second');
+      const acknowledged = await withRedis(cluster.directEndpoint(master), (redis) => redis.call('WAIT', 1, 300));
+      assert.equal(acknowledged, 0, 'no replica acknowledged the SET');
+      assert.equal(await readOnReplica(master, key), 'first');
+    } finally {
+      cluster.resumeReplication(master);
+    }
+    await pollUntil('the held SET to reach the replica', async () => ((await readOnReplica(master, key)) === 'second' ? true : undefined), {
+      timeoutMs: 2_000,
+    });
+  });
+
+  it('a write acknowledged while the replica is held back is lost when its master dies: the cluster then serves the value before it', async () => {
+    const master = cluster.masters[1];
+    const key = keyOn(cluster, master, 'lost');
+    await withRedis(cluster.directEndpoint(master), async (redis) => {
+      await redis.set(key, 'x = 1');
+      assert.equal(await redis.call('WAIT', 1, 1_000), 1);
+    });
+    await cluster.pauseReplication(master);
+    assert.equal(await client.set(key, 'x = 2'), 'OK');
+
+    const promoted = await cluster.killMaster(master);
+    assert.equal(cluster.masterForKey(key).id, promoted.id);
+    assert.equal(await client.get(key), 'x = 1');
   });
 });
 
