@@ -4,7 +4,9 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, Redis } from 'ioredis';
+import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { LOOPBACK, type Endpoint } from './endpoint.js';
+import { MariaDbReplication } from './mariadb-replication.js';
 import { pollUntil } from './poll.js';
 import { parseInfo, redisInfo, withRedis } from './redis-admin.js';
 import { CLUSTER_SLOTS, RedisClusterServer, type ClusterNode } from './redis-cluster.js';
@@ -484,5 +486,65 @@ describe('RedisSentinelServer with a replication proxy', () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe('MariaDbReplication', () => {
+  const replication = new MariaDbReplication();
+  let primary: Connection;
+  let replica: Connection;
+  let startup = '';
+
+  before(async () => {
+    const startedAt = performance.now();
+    await replication.start();
+    startup = seconds(startedAt);
+    [primary, replica] = await Promise.all([createConnection(replication.primaryUrl), createConnection(replication.replicaUrl)]);
+    await primary.query('CREATE TABLE replicated (id INT PRIMARY KEY, note VARCHAR(40))');
+    await replication.waitForReplicaCatchUp();
+  });
+  after(async () => {
+    // destroy(): no COM_QUIT to wait for, and it works on a server that is already gone.
+    primary?.destroy();
+    replica?.destroy();
+    await replication.stop();
+  });
+
+  async function replicaComInsert(): Promise<number> {
+    const [[row]] = await replica.query<RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Com_insert'");
+    return Number(row.Value);
+  }
+
+  it('a row inserted on the primary can be read on the replica once it caught up', async (t) => {
+    t.diagnostic(`started in ${startup}`);
+    assert.deepEqual(await replication.replicaStatus(), { ioRunning: 'Yes', sqlRunning: 'Yes', lastError: '' });
+    await primary.query("INSERT INTO replicated VALUES (1, 'from the primary')");
+    await replication.waitForReplicaCatchUp();
+    const [rows] = await replica.query<RowDataPacket[]>('SELECT note FROM replicated WHERE id = 1');
+    assert.deepEqual(rows.map((row) => row.note), ['from the primary']);
+  });
+
+  it('statements replication applies on the replica are not counted as client statements', async () => {
+    const comInsertBefore = await replicaComInsert();
+    const { statements } = await replication.replicaClientStatements(async () => {
+      await primary.query("INSERT INTO replicated VALUES (2, 'a'), (3, 'b')");
+      await primary.query("INSERT INTO replicated VALUES (4, 'c')");
+      await replication.waitForReplicaCatchUp();
+    });
+    assert.equal(statements, 0);
+    // The SQL thread did run the inserts on the replica (its Com_ counters show them),
+    // so a count that included replication would have seen them.
+    assert.ok((await replicaComInsert()) - comInsertBefore >= 2, 'replicated inserts executed on the replica');
+    const [[{ n }]] = await replica.query<RowDataPacket[]>('SELECT COUNT(*) AS n FROM replicated');
+    assert.equal(Number(n), 4);
+  });
+
+  it('every statement a client sends the replica is counted', async () => {
+    const { statements } = await replication.replicaClientStatements(async () => {
+      await replica.query('SELECT 1');
+      await replica.query('SELECT COUNT(*) FROM replicated');
+      await replica.execute('SELECT note FROM replicated WHERE id = ?', [1]);
+    });
+    assert.equal(statements, 3);
   });
 });
