@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
@@ -26,6 +27,16 @@ export interface MariaDbServerOptions extends InnoDbSizes {
 // mariadbd refuses to run as root unless told to; --user is an error for anyone else.
 const USER_OPTIONS = process.getuid?.() === 0 ? ['--user=root'] : [];
 
+/**
+ * A private temp directory for the bootstrap and the server: at start mariadbd deletes
+ * every `#sql*` file in its tmpdir, which in a shared /tmp includes the temporary tables
+ * of another MariaDB's mariadb-install-db running at that moment (it then fails with
+ * "Unknown table 'mysql.tmp_user_sys'").
+ */
+function tmpdirOption(dir: string): string {
+  return `--tmpdir=${join(dir, 'tmp')}`;
+}
+
 /** A throwaway MariaDB with passwordless root over TCP and an empty `ezsession_test` database. */
 export class MariaDbServer extends ManagedServer {
   protected readonly name = 'MariaDB';
@@ -48,9 +59,11 @@ export class MariaDbServer extends ManagedServer {
 
   protected async initialize(dir: string): Promise<void> {
     const installDb = requireBinary('mariadb-install-db', 'mariadb-server');
+    await mkdir(join(dir, 'tmp'));
     const args = [
       '--no-defaults',
       `--datadir=${join(dir, 'data')}`,
+      tmpdirOption(dir),
       '--auth-root-authentication-method=normal',
       '--skip-test-db',
       '--skip-name-resolve',
@@ -71,6 +84,7 @@ export class MariaDbServer extends ManagedServer {
       args: [
         '--no-defaults',
         `--datadir=${join(dir, 'data')}`,
+        tmpdirOption(dir),
         `--socket=${join(dir, 'mariadbd.sock')}`,
         `--pid-file=${join(dir, 'mariadbd.pid')}`,
         `--port=${port}`,
