@@ -161,7 +161,6 @@ describe('RedisClusterServer', () => {
   let deposed: ClusterNode | undefined;
   let successor: ClusterNode | undefined;
 
-
   it('serves all 16384 slots from three masters, each followed by one replica in sync', async (t) => {
     t.diagnostic(`started in ${startup}`);
     assert.equal(cluster.masters.length, 3);
@@ -194,10 +193,7 @@ describe('RedisClusterServer', () => {
       assert.equal(await client.set(key, `value of ${key}`), 'OK');
       assert.equal(await withRedis(owner, (redis) => redis.get(key)), `value of ${key}`);
       const other = cluster.masters.find((node) => node.id !== owner.id)!;
-      await assert.rejects(
-        withRedis(other, (redis) => redis.get(key)),
-        /MOVED/,
-      );
+      await assert.rejects(withRedis(other, (redis) => redis.get(key)), /MOVED/);
     }
     assert.equal(cluster.masterForKey('{user:1}:profile').id, cluster.masterForKey('{user:1}:session').id);
   });
