@@ -14,6 +14,8 @@ const REQUIRED_BINARIES = [
   { binary: 'mariadbd', aptPackage: 'mariadb-server' },
   { binary: 'mariadb-install-db', aptPackage: 'mariadb-server' },
   { binary: 'redis-server', aptPackage: 'redis-server' },
+  // Forms the throwaway Redis Cluster (test/support/redis-cluster.ts); redis-server depends on it.
+  { binary: 'redis-cli', aptPackage: 'redis-tools' },
   // The sample's browser test drives Debian's Chromium through playwright-core.
   { binary: 'chromium', aptPackage: 'chromium' },
 ];

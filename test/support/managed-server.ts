@@ -48,6 +48,7 @@ export abstract class ManagedServer {
   private dir?: string;
   private assignedPort?: number;
   private running?: Running;
+  private starting?: Promise<void>;
 
   protected abstract readonly name: string;
 
@@ -74,6 +75,16 @@ export abstract class ManagedServer {
   }
 
   async start(): Promise<void> {
+    if (this.starting) throw new Error(`${this.name} is already starting`);
+    this.starting = this.startOnce();
+    try {
+      await this.starting;
+    } finally {
+      this.starting = undefined;
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     if (this.isRunning) throw new Error(`${this.name} is already running on port ${this.port}`);
     if (this.dir === undefined || this.assignedPort === undefined) {
       // Servers report their directory with symlinks resolved; probe() compares against it.
@@ -95,6 +106,9 @@ export abstract class ManagedServer {
 
   /** Graceful shutdown; also deletes the data directory. */
   async stop(): Promise<void> {
+    // A start() under way spawns its process after this call would have looked for it
+    // (e.g. a sibling's failure rejected the Promise.all that started both): let it finish.
+    await this.starting?.catch(() => {});
     await this.shutdown();
     if (this.dir !== undefined) await rm(this.dir, { recursive: true, force: true });
     this.dir = undefined;

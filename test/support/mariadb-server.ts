@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
@@ -16,8 +17,25 @@ export interface InnoDbSizes {
   logFileMiB?: number;
 }
 
+export interface MariaDbServerOptions extends InnoDbSizes {
+  /** Default 1. Every server of a replication topology needs its own. */
+  serverId?: number;
+  /** Default false. A replication primary writes a binary log for its replicas to read. */
+  binaryLog?: boolean;
+}
+
 // mariadbd refuses to run as root unless told to; --user is an error for anyone else.
 const USER_OPTIONS = process.getuid?.() === 0 ? ['--user=root'] : [];
+
+/**
+ * A private temp directory for the bootstrap and the server: at start mariadbd deletes
+ * every `#sql*` file in its tmpdir, which in a shared /tmp includes the temporary tables
+ * of another MariaDB's mariadb-install-db running at that moment (it then fails with
+ * "Unknown table 'mysql.tmp_user_sys'").
+ */
+function tmpdirOption(dir: string): string {
+  return `--tmpdir=${join(dir, 'tmp')}`;
+}
 
 /** A throwaway MariaDB with passwordless root over TCP and an empty `ezsession_test` database. */
 export class MariaDbServer extends ManagedServer {
@@ -25,10 +43,14 @@ export class MariaDbServer extends ManagedServer {
   // Shared by mariadb-install-db (which passes them on to its bootstrap mariadbd) and
   // mariadbd, so InnoDB does not resize its redo log on first start.
   private readonly innodbOptions: string[];
+  private readonly serverId: number;
+  private readonly binaryLog: boolean;
 
-  constructor({ bufferPoolMiB = 64, logFileMiB = 8 }: InnoDbSizes = {}) {
+  constructor({ bufferPoolMiB = 64, logFileMiB = 8, serverId = 1, binaryLog = false }: MariaDbServerOptions = {}) {
     super();
     this.innodbOptions = [`--innodb-buffer-pool-size=${bufferPoolMiB}M`, `--innodb-log-file-size=${logFileMiB}M`];
+    this.serverId = serverId;
+    this.binaryLog = binaryLog;
   }
 
   get url(): string {
@@ -37,9 +59,11 @@ export class MariaDbServer extends ManagedServer {
 
   protected async initialize(dir: string): Promise<void> {
     const installDb = requireBinary('mariadb-install-db', 'mariadb-server');
+    await mkdir(join(dir, 'tmp'));
     const args = [
       '--no-defaults',
       `--datadir=${join(dir, 'data')}`,
+      tmpdirOption(dir),
       '--auth-root-authentication-method=normal',
       '--skip-test-db',
       '--skip-name-resolve',
@@ -60,12 +84,14 @@ export class MariaDbServer extends ManagedServer {
       args: [
         '--no-defaults',
         `--datadir=${join(dir, 'data')}`,
+        tmpdirOption(dir),
         `--socket=${join(dir, 'mariadbd.sock')}`,
         `--pid-file=${join(dir, 'mariadbd.pid')}`,
         `--port=${port}`,
         '--bind-address=127.0.0.1',
         '--skip-name-resolve',
-        '--skip-log-bin',
+        `--server-id=${this.serverId}`,
+        ...(this.binaryLog ? [`--log-bin=${join(dir, 'binlog')}`] : ['--skip-log-bin']),
         // Without a config file the compiled-in default is latin1; match real deployments.
         '--character-set-server=utf8mb4',
         '--collation-server=utf8mb4_unicode_ci',

@@ -1,13 +1,32 @@
 import { Redis } from 'ioredis';
+import { LOOPBACK, type Endpoint } from './endpoint.js';
 import { requireBinary } from './find-binary.js';
 import { ManagedServer } from './managed-server.js';
+
+export interface RedisServerOptions {
+  /**
+   * Further redis-server options (replication, cluster mode, ACL users, ...), each
+   * `--name` followed by its values; they come after the defaults, so they win.
+   */
+  args?: readonly string[];
+}
 
 /** A throwaway, non-persistent Redis. */
 export class RedisServer extends ManagedServer {
   protected readonly name = 'Redis';
+  private readonly extraArgs: readonly string[];
+
+  constructor({ args = [] }: RedisServerOptions = {}) {
+    super();
+    this.extraArgs = args;
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get endpoint(): Endpoint {
+    return { host: LOOPBACK, port: this.port };
   }
 
   protected async initialize(): Promise<void> {}
@@ -22,6 +41,7 @@ export class RedisServer extends ManagedServer {
         '--appendonly', 'no',
         '--dir', dir,
         '--daemonize', 'no',
+        ...this.extraArgs,
       ],
     };
   }
