@@ -8,6 +8,7 @@ import { RequestSessions } from './session/request-sessions.js';
 import { SessionEvents } from './session/session-events.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionOpener } from './session/session-opener.js';
+import { SessionWriter } from './session/session-writer.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 
 /**
@@ -24,6 +25,7 @@ import { SessionGarbageCollector } from './storage/session-gc.js';
     RevocationRegistry,
     SessionGarbageCollector,
     SessionOpener,
+    SessionWriter,
     SessionManager,
     RequestSessions,
     EzSessionService

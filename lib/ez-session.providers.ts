@@ -28,11 +28,14 @@ export const ezSessionProviders: Provider[] = [
     provide: SessionRepository,
     useFactory: async (options: ResolvedOptions, { dataSource }: SessionDataSource) => {
       const repository = new SessionRepository(dataSource, options);
-      if (options.createTable) {
-        await repository.createTable().catch((error: Error) => {
-          throw new EzSessionConfigError('createTable', `is on, but the session tables could not be created: ${error.message}. Grant CREATE, or create them yourself (README, Storage) and set createTable: false`, { cause: error });
-        });
-      }
+      await repository.prepare().catch((error: Error) => {
+        if (error instanceof EzSessionConfigError) throw error;
+        throw new EzSessionConfigError(
+          'createTable',
+          `is on, but the session tables could not be created or updated: ${error.message}. Grant CREATE and ALTER, or create them yourself (README, Storage) and set createTable: false`,
+          { cause: error }
+        );
+      });
       return repository;
     },
     inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE]

@@ -1,11 +1,30 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { SessionCache, decodeCached, encodeCached, type CachedSession } from './session-cache.js';
+import { LEASE_MS, SessionCache, decodeCached, encodeCached, type CachedSession } from './session-cache.js';
+
+/** Writes a committed value unless the entry holds that version or a newer one; a lease or anything unversioned is replaced. */
+const SET_IF_NEWER = `local current = redis.call('GET', KEYS[1])
+if current then
+  local version = tonumber(string.match(current, '^v(%d+)\\n'))
+  if version and version >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+/** Refills only while the reader's lease is still what the key holds. */
+const FILL_IF_LEASED = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`;
 
 /**
- * Redis cache: one GET per stored read, one SET (with a TTL) per write, one DEL per removal.
- * When a SET or DEL fails, Redis may still hold the value it replaced; such sessions are read
- * from MySQL and their keys deleted as soon as Redis answers again, before any cached read.
+ * Redis cache: one GET per stored read, one script call per write (the version guard runs in
+ * Redis, so it costs no extra round trip), one DEL per removal; a miss adds a lease (SET NX) and
+ * the guarded refill. When a write or DEL fails, Redis may still hold the value it replaced; such
+ * sessions are read from MySQL and their keys deleted as soon as Redis answers again, before any
+ * cached read. Every key is one session's alone, so every command and script is single-key.
  */
 export class RedisSessionCache extends SessionCache {
   private readonly logger = new Logger('EzSession');
@@ -20,7 +39,12 @@ export class RedisSessionCache extends SessionCache {
     private readonly keyPrefix: string
   ) {
     super();
-    client.on('ready', () => void this.purgeStale());
+    client.on('ready', () => {
+      void this.purgeStale();
+      // Loaded ahead, so that the first write after a start or a Redis restart is one EVALSHA, not a NOSCRIPT and an EVAL.
+      for (const source of [SET_IF_NEWER, FILL_IF_LEASED]) void this.client.script('LOAD', source).catch(() => undefined);
+    });
+    if (client.status === 'ready') client.emit('ready');
   }
 
   get(sid: string): Promise<CachedSession | undefined> {
@@ -39,16 +63,27 @@ export class RedisSessionCache extends SessionCache {
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1) return this.delete(sid);
     try {
-      await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.floor(ttlMs));
+      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [String(value.version), encodeCached(value), String(Math.floor(ttlMs))]);
     } catch (error) {
       this.markStale(sid, 'write', error);
     }
   }
 
-  async fill(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
+  async lease(sid: string): Promise<string | undefined> {
+    if (this.stale.has(sid)) return undefined;
+    const lease = `lease:${randomBytes(9).toString('base64url')}`;
+    try {
+      return (await this.client.set(this.keyPrefix + sid, lease, 'PX', LEASE_MS, 'NX')) === 'OK' ? lease : undefined;
+    } catch (error) {
+      this.warn('lease', error);
+      return undefined;
+    }
+  }
+
+  async fill(sid: string, lease: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1 || this.stale.has(sid)) return;
     try {
-      await this.client.set(this.keyPrefix + sid, encodeCached(value), 'PX', Math.floor(ttlMs), 'NX');
+      await this.script(FILL_IF_LEASED, this.keyPrefix + sid, [lease, encodeCached(value), String(Math.floor(ttlMs))]);
     } catch (error) {
       this.warn('refill', error);
     }
@@ -62,6 +97,17 @@ export class RedisSessionCache extends SessionCache {
     }
   }
 
+  /** EVALSHA, and EVAL once when the server does not know the script yet (after a restart, on a new cluster node). */
+  private async script(source: string, key: string, args: string[]): Promise<unknown> {
+    const sha = scriptSha(source);
+    try {
+      return await this.client.evalsha(sha, 1, key, ...args);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+      return this.client.eval(source, 1, key, ...args);
+    }
+  }
+
   private markStale(sid: string, operation: string, error: unknown): void {
     this.stale.set(sid, ++this.generation);
     this.warn(operation, error);
@@ -72,8 +118,9 @@ export class RedisSessionCache extends SessionCache {
     this.purging ??= (async () => {
       const purged = [...this.stale];
       try {
-        await this.client.del(...purged.map(([sid]) => this.keyPrefix + sid));
-        // A failure recorded while this DEL was in flight has a newer generation and stays.
+        // One DEL per key, not one DEL of many: in a Redis Cluster the keys live on different nodes.
+        await Promise.all(purged.map(([sid]) => this.client.del(this.keyPrefix + sid)));
+        // A failure recorded while these DELs were in flight has a newer generation and stays.
         for (const [sid, generation] of purged) if (this.stale.get(sid) === generation) this.stale.delete(sid);
       } catch {
         // Still unreachable: these sessions keep bypassing the cache until a purge succeeds.
@@ -89,4 +136,11 @@ export class RedisSessionCache extends SessionCache {
     this.lastWarning = now;
     this.logger.warn(`Redis ${operation} failed, serving from the database: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+const shas = new Map<string, string>();
+function scriptSha(source: string): string {
+  let sha = shas.get(source);
+  if (!sha) shas.set(source, (sha = createHash('sha1').update(source).digest('hex')));
+  return sha;
 }

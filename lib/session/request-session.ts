@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ReadonlySessionError, SessionClaimError } from '../ez-session.errors.js';
 import { FlashBag } from '../flash/flash-bag.js';
-import type { LockedRead, SessionLock } from '../storage/session.repository.js';
+import type { SessionLock } from '../storage/session.repository.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
 import { ChangeTracker } from './change-tracker.js';
 import { readonlyView } from './readonly-view.js';
@@ -53,12 +53,14 @@ export class RequestSession {
   destroyed = false;
   /** The id a regeneration replaced in this request. */
   previousSid: string | undefined;
-  /** The lock held across the handler (`@Session({ lock: true })`) or by an operation in progress. */
+  /** The lock held across the handler (`@Session({ lock: true })`); the row it read is the one loaded. */
   lock: SessionLock | undefined;
-  /** What was read under `lock`; the write need not read it again. */
-  lockedRead: LockedRead | undefined;
+  /** The row version the loaded data came from; `undefined` when no row was there (a write then creates it). */
+  loadedVersion: number | undefined;
   /** Expiry of the stored row as loaded (ms), to decide whether to extend it. */
   loadedExpiresAt: number | undefined;
+  /** The id was made in this process (no token, or a new session started): no one else can have revoked it. */
+  idMintedHere: boolean;
   committed = false;
   /** A read of the data in progress. */
   loading: Promise<void> | undefined;
@@ -85,6 +87,7 @@ export class RequestSession {
   ) {
     const { claims } = start;
     this.hadToken = claims !== undefined;
+    this.idMintedHere = !this.hadToken;
     this.sid = claims?.sid ?? randomUUID();
     this.stored = this.incomingStored = claims?.stored ?? false;
     this.createdAt = claims?.sct ?? start.now;
@@ -122,11 +125,12 @@ export class RequestSession {
   /** Starts over with a new id and nothing in it: the old session ended (expired, destroyed, revoked). */
   restart(now: number): void {
     this.sid = randomUUID();
+    this.idMintedHere = true;
     this.stored = false;
     this.replaced = true;
     this.createdAt = now;
     this.knownFingerprint = null;
-    this.lockedRead = undefined;
+    this.loadedVersion = undefined;
     this.claims = this.trackClaims({});
     this.claimsBaseline = undefined;
     this.claimsReadonly = undefined;
@@ -147,12 +151,13 @@ export class RequestSession {
   }
 
   /** Moves to a new id keeping data and claims (regeneration). */
-  moveTo(sid: string, now: number): void {
+  moveTo(sid: string, now: number, version: number | undefined): void {
     this.previousSid = this.sid;
     this.sid = sid;
+    this.idMintedHere = true;
     this.createdAt = now;
     this.replaced = true;
-    this.lockedRead = undefined;
+    this.loadedVersion = version;
     this.changed();
   }
 
@@ -207,7 +212,12 @@ export class RequestSession {
     return this.claims.target;
   }
 
-  /** The data as the request left it (for deriving the user id column). */
+  /** The flash values as loaded (what earlier requests left). */
+  get storedFlash(): SessionDocument['flash'] {
+    return this.document?.flash ?? {};
+  }
+
+  /** The data as the request left it. */
   get currentData(): Record<string, unknown> {
     return this.data?.target ?? this.document?.data ?? emptyDocument().data;
   }

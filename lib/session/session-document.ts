@@ -46,6 +46,16 @@ export function encodeDocument(doc: SessionDocument, maxBytes: number): EncodedD
   return { data, flash, bytes };
 }
 
+/** A stored document, or `undefined` (logged) when what is stored is not valid JSON: the session then reads as ended. */
+export function decodeStored(sid: string, data: string, flash: string | null, logger: { error(message: string): void }): SessionDocument | undefined {
+  try {
+    return decodeDocument(data, flash);
+  } catch (error) {
+    logger.error(`Stored session ${sid.slice(0, 8)}… is not valid JSON and is treated as empty: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
 export function decodeDocument(data: string, flash: string | null | undefined): SessionDocument {
   return { data: parseRecord(data), flash: flash ? (parseRecord(flash) as Record<string, FlashEntry>) : {} };
 }

@@ -8,16 +8,21 @@ import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
 import { MAX_TOKEN_BYTES, SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
-import { decodeDocument, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
+import { decodeStored, emptyDocument } from './session-document.js';
 import { SessionEvents } from './session-events.js';
+import { cacheTtl, expiryFrom, revocationEnd } from './session-lifetime.js';
+import { SessionWriter } from './session-writer.js';
 
 /** What goes back to the client: a new token, or an order to clear the cookie. */
 export type IssuedToken = { token: string; maxAge: number } | { clear: true };
 
+/** How many times regenerate copies the row again because a write changed it while it was being moved. */
+const MAX_MOVES = 8;
+
 /**
- * A request's session after the token was read: lazy load -> (handler) -> changes -> locked
- * write -> new token, and the operations that end or move a session. Storage is touched only when
- * something asked for the data or changed it.
+ * A request's session after the token was read: lazy load -> (handler) -> changes -> write ->
+ * new token, and the operations that end or move a session. Storage is touched only when something
+ * asked for the data or changed it.
  */
 @Injectable()
 export class SessionManager {
@@ -28,6 +33,7 @@ export class SessionManager {
     private readonly codec: SessionTokenCodec,
     private readonly repository: SessionRepository,
     private readonly cache: SessionCache,
+    private readonly writer: SessionWriter,
     private readonly revocations: RevocationRegistry,
     private readonly events: SessionEvents
   ) {}
@@ -61,17 +67,16 @@ export class SessionManager {
     if (session.loading) await session.loading.catch(() => undefined);
     session.lock = await this.lock(session.sid);
     session.changed();
-    let read = await session.lock.read();
-    if (read.revoked || (!read.row && session.stored)) {
+    let row = session.lock.row;
+    if (!row && session.stored) {
+      // The token says stored but the row is gone (ended): a new session, whose fresh id needs no lock.
       await this.release(session);
       session.restart(nowSeconds());
-      session.lock = await this.lock(session.sid);
-      read = { row: undefined, revoked: false };
+      row = undefined;
     }
-    session.lockedRead = read;
-    session.loadedExpiresAt = read.row?.expiresAt;
-    const row = read.row;
-    session.attach(this.documentOf(session.sid, row), () => this.documentOf(session.sid, row).data);
+    session.loadedVersion = row?.version;
+    session.loadedExpiresAt = row?.expiresAt;
+    this.attachRow(session, row);
   }
 
   /**
@@ -91,11 +96,11 @@ export class SessionManager {
 
   private async commitChanges(session: RequestSession, handlerFailed: boolean): Promise<IssuedToken | undefined> {
     try {
-      // changes() refuses unstorable values, and the token must fit a cookie, before any lock: nothing is written and nothing waits.
+      // changes() refuses unstorable values, and the token must fit a cookie, before anything is written.
       const changes = session.changes();
       if (changes.claimsChanged) this.assertTokenFits(session);
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
-        await this.persist(session, changes);
+        await this.writer.write(session, changes);
       } else if (!handlerFailed) {
         await this.extendIfDue(session);
       }
@@ -112,30 +117,46 @@ export class SessionManager {
     await lock?.release();
   }
 
-  /** New id for the same data and claims; the old id is revoked everywhere. */
+  /**
+   * New id for the same data and claims; the old id is revoked everywhere. Under the old id's
+   * lock: the row is copied to the new id, the old id tombstoned, then its row deleted at the
+   * version copied. A write that lands on the old row meanwhile makes that delete miss: the row is
+   * copied again, so no acknowledged write is left behind in the old row.
+   */
   async regenerate(session: RequestSession): Promise<void> {
     const previousSid = session.sid;
     const sid = randomUUID();
-    const now = Date.now();
+    const createdAt = Date.now();
+    let moved: SessionRow | undefined;
     await this.underLock(session, async (lock) => {
-      const { row, revoked } = session.lockedRead ?? (await lock.read());
-      if (row && !revoked) await lock.copyTo(sid, { ...row, createdAt: now });
-      await lock.revoke(this.revocationEnd());
-      if (row && !revoked) await this.cache.set(sid, { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt }, this.cacheTtl(row.expiresAt));
-      session.stored = Boolean(row && !revoked);
+      await this.repository.revoke(lock, revocationEnd(this.options), { keepRow: true });
+      let copied: number | undefined;
+      for (let move = 1; ; move++) {
+        const row = await this.repository.find(previousSid, lock);
+        if (!row) break;
+        const next = { data: row.data, flash: row.flash ?? '{}', createdAt, expiresAt: row.expiresAt, userId: row.userId };
+        if (copied === undefined) await this.repository.insert(sid, next, false, lock);
+        else await this.repository.update(sid, copied, next, lock);
+        copied = copied === undefined ? 1 : copied + 1;
+        moved = { ...row, version: copied, createdAt };
+        if ((await this.repository.delete(previousSid, row.version, lock)) || move === MAX_MOVES) break;
+      }
     });
+    if (moved) await this.cache.set(sid, { data: moved.data, flash: moved.flash ?? '{}', expiresAt: moved.expiresAt, version: moved.version }, cacheTtl(this.options, moved.expiresAt));
     await this.cache.delete(previousSid);
-    await this.revocations.announce(previousSid, this.revocationEnd());
-    session.moveTo(sid, nowSeconds());
+    await this.revocations.announce(previousSid, revocationEnd(this.options));
+    session.stored = moved !== undefined;
+    // The row moved may hold writes the request did not read: its next write starts from the row.
+    session.moveTo(sid, nowSeconds(), undefined);
     this.events.emit({ type: 'regenerated', sid, previousSid });
   }
 
   /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
   async destroy(session: RequestSession): Promise<void> {
     const sid = session.sid;
-    await this.underLock(session, (lock) => lock.revoke(this.revocationEnd()));
+    await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options)));
     await this.cache.delete(sid);
-    await this.revocations.announce(sid, this.revocationEnd());
+    await this.revocations.announce(sid, revocationEnd(this.options));
     session.restart(nowSeconds());
     session.destroyed = true;
     session.forgetStoredData();
@@ -144,9 +165,9 @@ export class SessionManager {
 
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
   async revoke(sid: string): Promise<void> {
-    await this.repository.withLock(sid, (lock) => lock.revoke(this.revocationEnd()));
+    await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, revocationEnd(this.options)));
     await this.cache.delete(sid);
-    await this.revocations.announce(sid, this.revocationEnd());
+    await this.revocations.announce(sid, revocationEnd(this.options));
     this.events.emit({ type: 'revoked', sid });
   }
 
@@ -162,11 +183,13 @@ export class SessionManager {
     });
   }
 
+  /** A miss: a lease first, then the row, so the refill cannot land after a newer write (see SessionCache). */
   private async readRow(session: RequestSession): Promise<void> {
     try {
+      const lease = await this.cache.lease(session.sid);
       const row = await this.repository.find(session.sid);
-      const found = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt };
-      if (found) await this.cache.fill(session.sid, found, this.cacheTtl(found.expiresAt));
+      const found: CachedSession | undefined = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt, version: row.version };
+      if (found && lease) await this.cache.fill(session.sid, lease, found, cacheTtl(this.options, found.expiresAt));
       if (session.loaded) return; // a locked read got there first
       this.attachStored(session, found);
     } finally {
@@ -175,7 +198,7 @@ export class SessionManager {
   }
 
   private attachStored(session: RequestSession, found: CachedSession | undefined): void {
-    const document = found && this.decode(session.sid, found.data, found.flash);
+    const document = found && decodeStored(session.sid, found.data, found.flash, this.logger);
     if (!found || !document) {
       // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
       // new one rather than resurrect the old id.
@@ -184,46 +207,15 @@ export class SessionManager {
       session.attach(emptyDocument());
       return;
     }
+    session.loadedVersion = found.version;
     session.loadedExpiresAt = found.expiresAt;
-    session.attach(document, () => this.decode(session.sid, found.data, found.flash)!.data);
+    session.attach(document, () => decodeStored(session.sid, found.data, found.flash, this.logger)!.data);
     if (this.extensionDue(session)) session.changed();
   }
 
-  private async persist(session: RequestSession, changes: SessionChanges): Promise<void> {
-    // With `lock: true` the row was read under the lock this request still holds; otherwise lock now and re-read.
-    if (!session.lockedRead) {
-      session.lock ??= await this.lock(session.sid);
-      session.lockedRead = await session.lock.read();
-    }
-    let { row } = session.lockedRead;
-    if (session.lockedRead.revoked || (!row && session.stored)) {
-      // The session ended while this request ran: writing would bring it back under its old id.
-      await this.release(session);
-      session.restart(nowSeconds());
-      session.lock = await this.lock(session.sid);
-      row = undefined;
-    }
-    const lock = session.lock!;
-    const document = this.documentOf(session.sid, row);
-    applyChanges(document, changes);
-
-    if (isEmptyDocument(document)) {
-      if (row) {
-        await lock.delete();
-        await this.cache.delete(session.sid);
-      }
-      session.stored = false;
-      return;
-    }
-
-    const encoded = encodeDocument(document, this.options.maxSessionBytes);
-    const createdAt = row?.createdAt ?? session.createdAt * 1000;
-    const expiresAt = this.expiryFrom(Date.now(), createdAt);
-    const next: SessionRow = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(session, document) };
-    if (row) await lock.update(next);
-    else await lock.insert(next);
-    await this.cache.set(session.sid, { data: encoded.data, flash: encoded.flash, expiresAt }, this.cacheTtl(expiresAt));
-    session.stored = true;
+  private attachRow(session: RequestSession, row: SessionRow | undefined): void {
+    const document = row ? decodeStored(session.sid, row.data, row.flash, this.logger) : undefined;
+    session.attach(document ?? emptyDocument(), () => (row ? decodeStored(session.sid, row.data, row.flash, this.logger)?.data : undefined) ?? {});
   }
 
   /**
@@ -232,7 +224,7 @@ export class SessionManager {
    */
   private async extendIfDue(session: RequestSession): Promise<void> {
     if (!this.extensionDue(session)) return;
-    await this.repository.touch(session.sid, this.expiryFrom(Date.now(), session.createdAt * 1000));
+    await this.repository.touch(session.sid, expiryFrom(this.options, Date.now(), session.createdAt * 1000));
     await this.cache.delete(session.sid);
   }
 
@@ -241,7 +233,7 @@ export class SessionManager {
     const loaded = session.loadedExpiresAt;
     if (!session.stored || loaded === undefined) return false;
     const now = Date.now();
-    return loaded - now <= (this.options.idleTimeout * 1000) / 2 && this.expiryFrom(now, session.createdAt * 1000) > loaded;
+    return loaded - now <= (this.options.idleTimeout * 1000) / 2 && expiryFrom(this.options, now, session.createdAt * 1000) > loaded;
   }
 
   private tokenFor(session: RequestSession, changes: SessionChanges): IssuedToken | undefined {
@@ -283,7 +275,6 @@ export class SessionManager {
       await work(lock);
     } finally {
       session.lock = undefined;
-      session.lockedRead = undefined;
       await lock.release();
     }
   }
@@ -296,51 +287,4 @@ export class SessionManager {
       throw error;
     }
   }
-
-  /** A row never outlives the absolute timeout, counted from the session's creation. */
-  private expiryFrom(now: number, createdAt: number): number {
-    return Math.min(now + this.options.idleTimeout * 1000, createdAt + this.options.absoluteTimeout * 1000);
-  }
-
-  /** A tombstone lasts as long as the longest token that could still name the id. */
-  private revocationEnd(): number {
-    return Date.now() + (this.options.idleTimeout + this.options.clockSkew) * 1000;
-  }
-
-  private userIdOf(session: RequestSession, document: SessionDocument): string | null {
-    const source = this.options.userId;
-    if (!source) return null;
-    const value = 'session' in source ? document.data[source.session] : session.customClaims[source.claim];
-    return typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 191) : null;
-  }
-
-  private documentOf(sid: string, row: SessionRow | null | undefined): SessionDocument {
-    return (row && this.decode(sid, row.data, row.flash)) || emptyDocument();
-  }
-
-  private decode(sid: string, data: string, flash: string | null): SessionDocument | undefined {
-    try {
-      return decodeDocument(data, flash);
-    } catch (error) {
-      this.logger.error(`Stored session ${sid.slice(0, 8)}… is not valid JSON and is treated as empty: ${(error as Error).message}`);
-      return undefined;
-    }
-  }
-
-  /** A cache entry never outlives its session: it ends a second early, to cover the time the SET takes to land. */
-  private cacheTtl(expiresAt: number): number {
-    return Math.min(this.options.cacheTtl * 1000, expiresAt - Date.now() - 1000);
-  }
-}
-
-function applyChanges(document: SessionDocument, changes: SessionChanges): void {
-  for (const [key, value] of changes.data) {
-    if (value === undefined) delete document.data[key];
-    else document.data[key] = value;
-  }
-  for (const [key, id] of changes.flashConsumed) {
-    // Only the value this request read: one set again meanwhile by another request stays.
-    if (document.flash[key]?.id === id) delete document.flash[key];
-  }
-  for (const [key, value] of changes.flashSet) document.flash[key] = { id: randomUUID().slice(0, 8), value };
 }

@@ -6,6 +6,11 @@
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
 
+  /** Whether someone holds or waits for `key`. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   /** Resolves with a release function, or with `undefined` when `timeoutMs` passed first. */
   async acquire(key: string, timeoutMs: number): Promise<(() => void) | undefined> {
     const previous = this.tails.get(key) ?? Promise.resolve();

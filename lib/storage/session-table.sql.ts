@@ -1,6 +1,6 @@
 import type { StoreDialect } from '../options/resolved-options.js';
 
-/** The DDL run at boot (`createTable: true`); the README shows the same statements. */
+/** The DDL run at boot (`createTable: true`); the README shows the same statements, and the entities describe the same tables. */
 export function createTableStatements(dialect: StoreDialect, table: string): string[] {
   const revoked = revokedTableName(table);
   if (dialect === 'mysql') {
@@ -13,6 +13,7 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
   \`created_at\` BIGINT NOT NULL,
   \`updated_at\` BIGINT NOT NULL,
   \`expires_at\` BIGINT NOT NULL,
+  \`version\` BIGINT NOT NULL DEFAULT 0,
   PRIMARY KEY (\`sid\`),
   KEY \`${table}_expires_at\` (\`expires_at\`),
   KEY \`${table}_user_id\` (\`user_id\`)
@@ -35,7 +36,8 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
   "user_id" TEXT NULL,
   "created_at" INTEGER NOT NULL,
   "updated_at" INTEGER NOT NULL,
-  "expires_at" INTEGER NOT NULL
+  "expires_at" INTEGER NOT NULL,
+  "version" INTEGER NOT NULL DEFAULT 0
 )`,
     `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" ("expires_at")`,
     `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON "${table}" ("user_id")`,
@@ -47,6 +49,23 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
     `CREATE INDEX IF NOT EXISTS "${revoked}_revoked_at" ON "${revoked}" ("revoked_at")`,
     `CREATE INDEX IF NOT EXISTS "${revoked}_expires_at" ON "${revoked}" ("expires_at")`
   ];
+}
+
+/**
+ * The `version` column came with the one-statement write (0.2): a table created by 0.1 lacks it.
+ * This adds it; existing rows start at version 0, which the next write moves on.
+ */
+export function addVersionColumnStatement(dialect: StoreDialect, table: string): string {
+  return dialect === 'mysql'
+    ? `ALTER TABLE \`${table}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\``
+    : `ALTER TABLE "${table}" ADD COLUMN "version" INTEGER NOT NULL DEFAULT 0`;
+}
+
+/** The columns `table` has, lower-cased; empty when the table does not exist. */
+export function columnsQuery(dialect: StoreDialect, table: string): { sql: string; params: unknown[]; column: string } {
+  return dialect === 'mysql'
+    ? { sql: 'SELECT COLUMN_NAME AS name FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?', params: [table], column: 'name' }
+    : { sql: `SELECT name FROM pragma_table_info('${table}')`, params: [], column: 'name' };
 }
 
 /** Tombstones of destroyed, regenerated and revoked session ids, kept until their last token expires. */

@@ -1,154 +1,174 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { DataSource, QueryRunner } from 'typeorm';
-import { SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
+import type { DataSource } from 'typeorm';
+import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { createTableStatements, revokedTableName } from './session-table.sql.js';
+import { addVersionColumnStatement, columnsQuery, createTableStatements, revokedTableName } from './session-table.sql.js';
+import { sqlPoolOf, type SqlConnection, type SqlOutcome, type SqlPool } from './sql-connection.js';
 
-/** One row of the sessions table, with the document still serialized. */
+/** One live row of the sessions table, with the document still serialized. */
 export interface SessionRow {
   data: string;
   flash: string | null;
   createdAt: number;
   expiresAt: number;
-  userId?: string | null;
+  /** Moves on with every write: a write names the version it read, and loses if another came first. */
+  version: number;
+  userId: string | null;
 }
 
-/** What a writer sees under the lock: the live row, and whether the session id was revoked. */
-export interface LockedRead {
-  row: SessionRow | undefined;
-  revoked: boolean;
+/** What a write puts into the row. */
+export interface RowWrite {
+  data: string;
+  flash: string;
+  createdAt: number;
+  expiresAt: number;
+  userId: string | null;
 }
 
-/** A session's lock, held: every call runs on the one connection that holds it. */
+/** A first write: it made the row, someone else had made it first, or the id was revoked meanwhile. */
+export type InsertOutcome = 'inserted' | 'exists' | 'revoked';
+
+/** Where a write's statement runs: any pooled connection, or the one holding the session's lock. */
+export type Via = SessionLock | undefined;
+
+/** A session's named lock, held on one connection, with the row as it was read once the lock was had. */
 export interface SessionLock {
-  /** The row and the tombstone, in one round trip. */
-  read(): Promise<LockedRead>;
-  insert(row: SessionRow): Promise<void>;
-  /** Inserts the row under another, freshly generated id (regeneration); no one else can know that id yet. */
-  copyTo(sid: string, row: SessionRow): Promise<void>;
-  update(row: SessionRow): Promise<void>;
-  delete(): Promise<void>;
-  /** Deletes the row and records the tombstone, until `until` (ms). */
-  revoke(until: number): Promise<void>;
+  readonly sid: string;
+  readonly row: SessionRow | undefined;
+  /** @internal the connection every statement under this lock runs on */
+  readonly connection: SqlConnection;
   /** Frees the lock and the connection; safe to call more than once. */
   release(): Promise<void>;
 }
 
 /**
- * The durable store. Reads outside a lock use the pool (one SELECT); every write runs inside
- * `withLock`, on one QueryRunner that took MySQL's named lock for the session, so the lock and the
- * statements it protects can never land on different pooled connections.
+ * The durable store, written in one statement per write: a row carries a `version`, and an UPDATE
+ * names the version it read (0 rows changed: someone wrote first, or the session ended), a first
+ * INSERT refuses a revoked id. No lock is needed for that. The named lock (MySQL's GET_LOCK, on one
+ * pinned connection) is for `@Session({ lock: true })`, which holds it across the handler, and for
+ * regenerate / destroy / revoke.
  */
 export class SessionRepository {
   private readonly logger = new Logger('EzSession');
   private readonly queue = new KeyedMutex();
+  private readonly pool: SqlPool;
   private readonly table: string;
   private readonly revoked: string;
+  private readonly sql: ReturnType<SessionRepository['statements']>;
+  /** MariaDB takes the lock and reads the row in one statement (verified there); elsewhere they are two. */
+  private lockAndReadInOne = false;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: ResolvedOptions
   ) {
+    this.pool = sqlPoolOf(dataSource, options.dialect);
     this.table = dataSource.driver.escape(options.tableName);
     this.revoked = dataSource.driver.escape(revokedTableName(options.tableName));
-  }
-
-  async createTable(): Promise<void> {
-    for (const statement of createTableStatements(this.options.dialect, this.options.tableName)) {
-      await this.dataSource.query(statement);
-    }
-  }
-
-  /** The live row of `sid`, or `undefined` when there is none or it has expired. */
-  async find(sid: string): Promise<SessionRow | undefined> {
-    return liveRow(await this.pooled(this.selectSql, [sid]));
+    this.sql = this.statements();
   }
 
   /**
-   * Extends a live row's expiry without the lock: the condition makes it monotonic, so it can
-   * never shorten a session or revive a deleted one.
+   * At boot: creates the tables when asked to, adds the `version` column to a table an earlier
+   * release made (or, with `createTable: false`, refuses to boot with the statement to run), and
+   * learns which server this is.
+   */
+  async prepare(): Promise<void> {
+    if (this.options.dialect === 'mysql') {
+      const [{ version }] = await this.dataSource.query('SELECT VERSION() AS version');
+      this.lockAndReadInOne = /mariadb/i.test(String(version));
+    }
+    const columns = await this.columns();
+    if (this.options.createTable) {
+      for (const statement of createTableStatements(this.options.dialect, this.options.tableName)) await this.dataSource.query(statement);
+      if (columns.size > 0 && !columns.has('version')) await this.dataSource.query(addVersionColumnStatement(this.options.dialect, this.options.tableName));
+      return;
+    }
+    if (columns.size === 0) {
+      throw new EzSessionConfigError('createTable', `is false and the table ${this.options.tableName} does not exist: create it (README, Storage) or set createTable: true`);
+    }
+    if (!columns.has('version')) {
+      throw new EzSessionConfigError(
+        'createTable',
+        `is false and the table ${this.options.tableName} lacks the version column this release writes with. Run: ${addVersionColumnStatement(this.options.dialect, this.options.tableName)}`
+      );
+    }
+  }
+
+  /** The live row of `sid`, or `undefined` when there is none or it has expired (one SELECT). */
+  async find(sid: string, via?: Via): Promise<SessionRow | undefined> {
+    return liveRow((await this.run(this.sql.select, [sid], via)).rows[0]);
+  }
+
+  /** Writes `next` over the row if it is still at `version` and live; `false` when it is not (written meanwhile, or ended). */
+  async update(sid: string, version: number, next: RowWrite, via?: Via): Promise<boolean> {
+    const now = Date.now();
+    const { affected } = await this.run(this.sql.update, [next.data, next.flash, next.userId, now, next.expiresAt, sid, version, now], via);
+    return affected === 1;
+  }
+
+  /**
+   * Creates the row at version 1. `checkTombstone`: the id came from a client, so it may have been
+   * revoked meanwhile (on another instance); a freshly minted id cannot have been.
+   */
+  async insert(sid: string, next: RowWrite, checkTombstone: boolean, via?: Via): Promise<InsertOutcome> {
+    const values = [sid, next.data, next.flash, next.userId, next.createdAt, Date.now(), next.expiresAt];
+    try {
+      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, Date.now()], via) : await this.run(this.sql.insert, values, via);
+      return affected === 1 ? 'inserted' : 'revoked';
+    } catch (error) {
+      if (isDuplicateKey(error) || isDuplicateKey((error as { cause?: unknown }).cause)) return 'exists';
+      throw error;
+    }
+  }
+
+  /** Deletes the row if it is still at `version` (all data removed); `false` when it moved on or ended. */
+  async delete(sid: string, version: number, via?: Via): Promise<boolean> {
+    return (await this.run(this.sql.deleteAtVersion, [sid, version], via)).affected === 1;
+  }
+
+  /**
+   * Extends a live row's expiry without the lock and without a new version (so it never makes a
+   * concurrent write retry): the condition makes it monotonic, so it can never shorten a session or
+   * revive an ended one.
    */
   async touch(sid: string, expiresAt: number): Promise<void> {
-    await this.pooled(`UPDATE ${this.table} SET expires_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`, [expiresAt, sid, expiresAt, Date.now()]);
-  }
-
-  /** Deletes up to `limit` expired rows and tombstones; returns how many went. */
-  async deleteExpired(limit: number): Promise<number> {
-    const now = Date.now();
-    let deleted = 0;
-    for (const table of [this.table, this.revoked]) {
-      const sql =
-        this.options.dialect === 'mysql'
-          ? `DELETE FROM ${table} WHERE expires_at <= ? LIMIT ${limit}`
-          : `DELETE FROM ${table} WHERE sid IN (SELECT sid FROM ${table} WHERE expires_at <= ? LIMIT ${limit})`;
-      deleted += await this.affected(sql, [now]);
-    }
-    return deleted;
-  }
-
-  /** Tombstones still in force, revoked at or after `since` (ms). */
-  async revokedSince(since: number): Promise<Array<{ sid: string; until: number }>> {
-    const rows = await this.storeCall(() =>
-      this.dataSource.query(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, Date.now()])
-    );
-    return (rows as Array<Record<string, unknown>>).map((row) => ({ sid: String(row.sid), until: Number(row.expires_at) }));
-  }
-
-  /** Live stored sessions of one user, newest activity first (one indexed query). */
-  async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
-    const rows = await this.storeCall(() =>
-      this.dataSource.query(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
-        userId,
-        Date.now()
-      ])
-    );
-    return (rows as Array<Record<string, unknown>>).map((row) => ({
-      sid: String(row.sid),
-      createdAt: Number(row.created_at),
-      updatedAt: Number(row.updated_at),
-      expiresAt: Number(row.expires_at)
-    }));
-  }
-
-  async countActive(): Promise<number> {
-    const [row] = await this.storeCall(() => this.dataSource.query(`SELECT COUNT(*) AS n FROM ${this.table} WHERE expires_at > ?`, [Date.now()]));
-    return Number(row.n);
+    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, Date.now()]);
   }
 
   /**
-   * Takes the session's lock: first a place in this process's queue, then (MySQL) GET_LOCK on a
-   * dedicated connection, both within `lockTimeout` seconds in total.
+   * Ends the id for good: the tombstone first, then the row, so that at no moment is the row gone
+   * while the id could still be created again (a first write checks the tombstone), and a write
+   * racing it can only land in the row that is about to go.
+   */
+  async revoke(lock: SessionLock, until: number, options: { keepRow?: boolean } = {}): Promise<void> {
+    await this.run(this.sql.tombstone, [lock.sid, Date.now(), until], lock);
+    // Regeneration deletes the row itself, once it has been copied.
+    if (!options.keepRow) await this.run(this.sql.deleteRow, [lock.sid], lock);
+  }
+
+  /**
+   * Takes the session's lock, within `lockTimeout` seconds in total: first a place in this
+   * process's queue (requests of one instance wait here rather than each holding a pooled
+   * connection in GET_LOCK), then MySQL's named lock on one connection; then reads the row.
    */
   async lock(sid: string): Promise<SessionLock> {
-    const deadline = Date.now() + this.options.lockTimeout * 1000;
-    const leaveQueue = await this.queue.acquire(sid, this.options.lockTimeout * 1000);
+    const timeoutMs = this.options.lockTimeout * 1000;
+    const deadline = Date.now() + timeoutMs;
+    const leaveQueue = await this.queue.acquire(sid, timeoutMs);
     if (!leaveQueue) throw new SessionLockTimeoutError(this.options.lockTimeout);
-    const runner = this.dataSource.createQueryRunner();
-    const name = this.options.dialect === 'mysql' ? lockName(sid) : undefined;
-    let released = false;
-    const release = async () => {
-      if (released) return;
-      released = true;
-      try {
-        if (name) await this.releaseLock(runner, name);
-      } finally {
-        if (!runner.isReleased) await runner.release().catch(() => undefined);
-        leaveQueue();
-      }
-    };
+    let connection: SqlConnection | undefined;
     try {
-      await this.connectBefore(runner, deadline);
-      if (name) await this.getLock(runner, name, deadline);
+      connection = await this.connect(deadline - Date.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
+      const row = this.options.dialect === 'mysql' ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
+      return this.heldLock(sid, row, connection, leaveQueue);
     } catch (error) {
-      released = true;
-      // Before a late connection arrives this only marks the runner released; connectBefore returns that connection.
-      if (!runner.isReleased) await runner.release().catch(() => undefined);
+      connection?.release();
       leaveQueue();
       throw error;
     }
-    return this.heldLock(runner, sid, release);
   }
 
   async withLock<T>(sid: string, work: (lock: SessionLock) => Promise<T>): Promise<T> {
@@ -160,112 +180,134 @@ export class SessionRepository {
     }
   }
 
-  /**
-   * The pool has no acquire timeout of its own: the wait for a free connection counts against the
-   * lock timeout, and a connection that arrives after the request gave up goes straight back.
-   */
-  private async connectBefore(
-    runner: QueryRunner,
-    deadline: number,
-    late: () => Error = () => new SessionLockTimeoutError(this.options.lockTimeout)
-  ): Promise<void> {
-    const connecting = this.storeCall(() => runner.connect());
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(0, deadline - Date.now()))));
-    try {
-      if ((await Promise.race([connecting, timedOut])) === 'timeout') {
-        connecting.then(() => runner.release(), () => undefined);
-        throw late();
-      }
-    } finally {
-      clearTimeout(timer);
+  /** Deletes up to `limit` expired rows and tombstones; returns how many went. */
+  async deleteExpired(limit: number): Promise<number> {
+    const now = Date.now();
+    let deleted = 0;
+    for (const table of [this.table, this.revoked]) {
+      const sql =
+        this.options.dialect === 'mysql'
+          ? `DELETE FROM ${table} WHERE expires_at <= ? LIMIT ${limit}`
+          : `DELETE FROM ${table} WHERE sid IN (SELECT sid FROM ${table} WHERE expires_at <= ? LIMIT ${limit})`;
+      deleted += (await this.run(sql, [now])).affected;
     }
+    return deleted;
   }
 
-  private async getLock(runner: QueryRunner, name: string, deadline: number): Promise<void> {
+  /** Tombstones still in force, revoked at or after `since` (ms). */
+  async revokedSince(since: number): Promise<Array<{ sid: string; until: number }>> {
+    const { rows } = await this.run(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, Date.now()]);
+    return rows.map((row) => ({ sid: String(row.sid), until: Number(row.expires_at) }));
+  }
+
+  /** Live stored sessions of one user, newest activity first (one indexed query). */
+  async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
+    const { rows } = await this.run(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
+      userId,
+      Date.now()
+    ]);
+    return rows.map((row) => ({ sid: String(row.sid), createdAt: Number(row.created_at), updatedAt: Number(row.updated_at), expiresAt: Number(row.expires_at) }));
+  }
+
+  async countActive(): Promise<number> {
+    const { rows } = await this.run(`SELECT COUNT(*) AS n FROM ${this.table} WHERE expires_at > ?`, [Date.now()]);
+    return Number(rows[0].n);
+  }
+
+  private async columns(): Promise<Set<string>> {
+    const { sql, params, column } = columnsQuery(this.options.dialect, this.options.tableName);
+    const rows = (await this.dataSource.query(sql, params)) as Array<Record<string, unknown>>;
+    return new Set(rows.map((row) => String(row[column] ?? row[column.toUpperCase()]).toLowerCase()));
+  }
+
+  /**
+   * GET_LOCK waits at most until the deadline; a server that does not answer at all costs the
+   * connection (and with it the lock) instead of holding the request.
+   */
+  private async getLockAndRead(connection: SqlConnection, sid: string, deadline: number): Promise<SessionRow | undefined> {
     const waitSeconds = Math.max(0, (deadline - Date.now()) / 1000);
-    // The server answers GET_LOCK within waitSeconds; one that does not answer at all must not hold the request.
-    const [{ locked }] = await this.timed(runner, waitSeconds * 1000 + this.statementMs, () => runner.query('SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]));
+    const name = lockName(sid);
+    const within = waitSeconds * 1000 + this.statementMs;
+    if (this.lockAndReadInOne) {
+      const { rows } = await this.on(connection, within, this.sql.lockAndSelect, [name, waitSeconds, sid]);
+      if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
+      return liveRow(rows[0]);
+    }
+    const { rows } = await this.on(connection, within, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]);
     // 0 is a timeout, NULL an error (e.g. the wait was killed); drivers may return either as text.
-    if (Number(locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
+    if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
+    return this.readOn(connection, sid);
   }
 
-  private async releaseLock(runner: QueryRunner, name: string): Promise<void> {
+  private async readOn(connection: SqlConnection, sid: string): Promise<SessionRow | undefined> {
+    return liveRow((await this.on(connection, this.statementMs, this.sql.select, [sid])).rows[0]);
+  }
+
+  private heldLock(sid: string, row: SessionRow | undefined, connection: SqlConnection, leaveQueue: () => void): SessionLock {
+    let released = false;
+    return {
+      sid,
+      row,
+      connection,
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          if (this.options.dialect === 'mysql') await this.releaseLock(connection, lockName(sid));
+        } finally {
+          connection.release();
+          leaveQueue();
+        }
+      }
+    };
+  }
+
+  private async releaseLock(connection: SqlConnection, name: string): Promise<void> {
     let released: unknown;
     try {
-      [{ released }] = await this.timed(runner, this.statementMs, () => runner.query('SELECT RELEASE_LOCK(?) AS released', [name]));
+      released = (await this.on(connection, this.statementMs, 'SELECT RELEASE_LOCK(?) AS released', [name])).rows[0]?.released;
     } catch (error) {
       released = error;
     }
     if (Number(released) === 1) return;
     // The connection may still hold the lock: never hand it back to the pool, end it so the server frees the lock.
     this.logger.error(`Could not release session lock ${name} (${released instanceof Error ? released.message : String(released)}); closing its connection`);
-    const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
-    connection?.destroy?.();
+    connection.destroy();
   }
 
-  private heldLock(runner: QueryRunner, sid: string, release: () => Promise<void>): SessionLock {
-    return {
-      release,
-      read: async () => {
-        const rows = await this.timed(runner, this.statementMs, () => runner.query(this.lockedReadSql, [sid, sid, Date.now()]));
-        const tombstone = (rows as Array<Record<string, unknown>>).some((row) => Number(row.revoked) === 1);
-        return { row: liveRow(rows.filter((row: Record<string, unknown>) => Number(row.revoked) === 0)), revoked: tombstone };
-      },
-      insert: (row) => this.insertRow(runner, sid, row),
-      copyTo: (newSid, row) => this.insertRow(runner, newSid, row),
-      update: async (row) => {
-        await this.timed(runner, this.statementMs, () =>
-          runner.query(`UPDATE ${this.table} SET data = ?, flash = ?, user_id = ?, updated_at = ?, expires_at = ? WHERE sid = ?`, [
-            row.data,
-            row.flash,
-            row.userId ?? null,
-            Date.now(),
-            row.expiresAt,
-            sid
-          ])
-        );
-      },
-      delete: async () => {
-        await this.timed(runner, this.statementMs, () => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
-      },
-      revoke: async (until) => {
-        await this.timed(runner, this.statementMs, () => runner.query(`DELETE FROM ${this.table} WHERE sid = ?`, [sid]));
-        const upsert =
-          this.options.dialect === 'mysql'
-            ? `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`
-            : `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`;
-        await this.timed(runner, this.statementMs, () => runner.query(upsert, [sid, Date.now(), until]));
-      }
-    };
-  }
-
-  private async insertRow(runner: QueryRunner, sid: string, row: SessionRow): Promise<void> {
-    await this.timed(runner, this.statementMs, () =>
-      runner.query(
-        `INSERT INTO ${this.table} (sid, data, flash, user_id, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        [sid, row.data, row.flash, row.userId ?? null, row.createdAt, Date.now(), row.expiresAt]
-      )
-    );
-  }
-
-  private get selectSql(): string {
-    return `SELECT data, flash, user_id, created_at, expires_at FROM ${this.table} WHERE sid = ?`;
-  }
-
-  // The row and its tombstone in one round trip, so a write keeps to lock, read, write, unlock.
-  private get lockedReadSql(): string {
-    return `SELECT data, flash, user_id, created_at, expires_at, 0 AS revoked FROM ${this.table} WHERE sid = ?
-UNION ALL SELECT NULL, NULL, NULL, NULL, expires_at, 1 FROM ${this.revoked} WHERE sid = ? AND expires_at > ?`;
-  }
-
-  private async affected(sql: string, parameters: unknown[]): Promise<number> {
-    const runner = this.dataSource.createQueryRunner();
+  /**
+   * One statement: on the lock's connection, or on a pooled one with the wait for it and the
+   * statement both bounded, so a saturated pool or a silent server gives a 503, never a hang.
+   */
+  private async run(sql: string, params: unknown[], via?: Via): Promise<SqlOutcome> {
+    if (via) return this.on(via.connection, this.statementMs, sql, params);
+    const within = this.options.lockTimeout;
+    const connection = await this.connect(within * 1000, () => new SessionStoreUnavailableError(new Error(`no database connection was free within ${within}s`)));
     try {
-      const result = await this.storeCall(() => runner.query(sql, parameters, true));
-      return Number(result.affected ?? 0);
+      return await this.on(connection, this.statementMs, sql, params);
     } finally {
-      await runner.release();
+      connection.release();
+    }
+  }
+
+  /** A pooled connection; a pool that cannot connect (the server is down) is a 503 that names the cause. */
+  private async connect(waitMs: number, late: () => Error): Promise<SqlConnection> {
+    try {
+      return await this.pool.connect(waitMs, late);
+    } catch (error) {
+      if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
+      throw new SessionStoreUnavailableError(error);
+    }
+  }
+
+  /** Store failures become a 503 that names the cause; lock timeouts pass through as they are. */
+  private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[]): Promise<SqlOutcome> {
+    try {
+      return await connection.run(sql, params, timeoutMs, () => new SessionStoreUnavailableError(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`)));
+    } catch (error) {
+      if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
+      if (isDuplicateKey(error)) throw error;
+      throw new SessionStoreUnavailableError(error);
     }
   }
 
@@ -274,46 +316,27 @@ UNION ALL SELECT NULL, NULL, NULL, NULL, expires_at, 1 FROM ${this.revoked} WHER
     return Math.max(1000, this.options.lockTimeout * 1000);
   }
 
-  /**
-   * One request-path statement on a pooled connection, with the wait for the connection and the
-   * statement itself both bounded: a saturated pool or a silent server gives a 503, never a hang.
-   */
-  private async pooled(sql: string, parameters: unknown[]): Promise<any> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      const within = this.options.lockTimeout;
-      await this.connectBefore(runner, Date.now() + within * 1000, () => new SessionStoreUnavailableError(new Error(`no database connection was free within ${within}s`)));
-      return await this.timed(runner, this.statementMs, () => runner.query(sql, parameters));
-    } finally {
-      if (!runner.isReleased) await runner.release().catch(() => undefined);
-    }
-  }
-
-  /** Runs `call` on `runner`; if the server has not answered within `ms`, the connection is destroyed and the request gets a 503. */
-  private async timed<T>(runner: QueryRunner, ms: number, call: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const silent = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const connection = (runner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
-        connection?.destroy?.();
-        reject(new SessionStoreUnavailableError(new Error(`the database did not answer within ${Math.round(ms)} ms`)));
-      }, ms);
-    });
-    try {
-      return await Promise.race([this.storeCall(call), silent]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Store failures become a 503 that names the cause; lock timeouts pass through as they are. */
-  private async storeCall<T>(call: () => Promise<T>): Promise<T> {
-    try {
-      return await call();
-    } catch (error) {
-      if (error instanceof SessionLockTimeoutError) throw error;
-      throw new SessionStoreUnavailableError(error);
-    }
+  private statements() {
+    const { table, revoked } = this;
+    const columns = 'data, flash, user_id, created_at, expires_at, version';
+    const mysql = this.options.dialect === 'mysql';
+    return {
+      select: `SELECT ${columns} FROM ${table} WHERE sid = ?`,
+      update: `UPDATE ${table} SET data = ?, flash = ?, user_id = ?, updated_at = ?, expires_at = ?, version = version + 1 WHERE sid = ? AND version = ? AND expires_at > ?`,
+      insert: `INSERT INTO ${table} (sid, data, flash, user_id, created_at, updated_at, expires_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
+      insertUnlessRevoked:
+        `INSERT INTO ${table} (sid, data, flash, user_id, created_at, updated_at, expires_at, version) SELECT ?, ?, ?, ?, ?, ?, ?, 1` +
+        `${mysql ? ' FROM DUAL' : ''} WHERE NOT EXISTS (SELECT 1 FROM ${revoked} WHERE sid = ? AND expires_at > ?)`,
+      deleteAtVersion: `DELETE FROM ${table} WHERE sid = ? AND version = ?`,
+      deleteRow: `DELETE FROM ${table} WHERE sid = ?`,
+      touch: `UPDATE ${table} SET expires_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`,
+      tombstone: mysql
+        ? `INSERT INTO ${revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`
+        : `INSERT INTO ${revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
+      // The derived table is materialized first (LIMIT forbids merging it into the outer query),
+      // so the row is read once GET_LOCK has returned: verified on MariaDB 10.11 only.
+      lockAndSelect: `SELECT l.locked, s.${columns.split(', ').join(', s.')} FROM (SELECT GET_LOCK(?, ?) AS locked LIMIT 1) AS l LEFT JOIN ${table} AS s ON l.locked = 1 AND s.sid = ?`
+    };
   }
 }
 
@@ -322,9 +345,8 @@ export function lockName(sid: string): string {
   return `ezs:${createHash('sha256').update(sid).digest('hex').slice(0, 60)}`;
 }
 
-function liveRow(rows: Array<Record<string, unknown>>): SessionRow | undefined {
-  const row = rows[0];
-  if (!row) return undefined;
+function liveRow(row: Record<string, unknown> | undefined): SessionRow | undefined {
+  if (!row || row.data === null || row.data === undefined) return undefined;
   const expiresAt = Number(row.expires_at);
   if (expiresAt <= Date.now()) return undefined;
   return {
@@ -332,6 +354,12 @@ function liveRow(rows: Array<Record<string, unknown>>): SessionRow | undefined {
     flash: row.flash === null || row.flash === undefined ? null : String(row.flash),
     createdAt: Number(row.created_at),
     expiresAt,
+    version: Number(row.version ?? 0),
     userId: row.user_id === null || row.user_id === undefined ? null : String(row.user_id)
   };
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  const { code, errno, message } = (error ?? {}) as { code?: string; errno?: number; message?: string };
+  return code === 'ER_DUP_ENTRY' || errno === 1062 || (typeof message === 'string' && /UNIQUE constraint failed/.test(message));
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
+import { decodeCached } from '../../lib/cache/session-cache.js';
 import type { EzSessionModuleOptions } from '../../lib/index.js';
 import { TEST_SECRET, type RunningApp } from '../fixtures/fixture-app.js';
 import { SessionClient, type SessionResponse } from '../support/session-client.js';
@@ -111,11 +112,10 @@ export class RedisProbe {
     this.client.on('error', () => {}); // the spec kills this Redis on purpose
   }
 
-  /** The cached document of `sid` (data part), parsed; `undefined` when the key is absent. */
+  /** The cached document of `sid` (data part), parsed; `undefined` when the key holds no entry (absent, or a refill lease). */
   async cachedData(prefix: string, sid: string): Promise<Record<string, unknown> | undefined> {
-    const text = await this.client.get(prefix + sid);
-    if (text === null) return undefined;
-    return JSON.parse(text.split('\n')[1]);
+    const entry = decodeCached(await this.client.get(prefix + sid));
+    return entry && JSON.parse(entry.data);
   }
 
   /** Lines of CLIENT LIST for clients other than this probe. */

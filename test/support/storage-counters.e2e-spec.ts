@@ -5,7 +5,7 @@ import { createConnection, type Connection } from 'mysql2/promise';
 import { StorageCounters } from './storage-counters.js';
 import { testEnv } from './test-env.js';
 
-const NOTHING = { redis: { total: 0, byCommand: {} }, mysql: { queries: 0, byCommand: {} } };
+const NOTHING = { redis: { total: 0, byCommand: {}, sent: {} }, mysql: { queries: 0, byCommand: {} } };
 
 describe('StorageCounters', () => {
   const { mysqlUrl, redisUrl } = testEnv();
@@ -37,7 +37,7 @@ describe('StorageCounters', () => {
   it('counts a single Redis GET', async () => {
     const { result, ...usage } = await counters.measure(() => redis.get('storage-counters:absent'));
     assert.equal(result, null);
-    assert.deepEqual(usage, { ...NOTHING, redis: { total: 1, byCommand: { get: 1 } } });
+    assert.deepEqual(usage, { ...NOTHING, redis: { total: 1, byCommand: { get: 1 }, sent: { get: 1 } } });
   });
 
   it('counts a single MySQL query', async () => {
@@ -54,8 +54,13 @@ describe('StorageCounters', () => {
       await mysql.query('SELECT 1');
       await mysql.query('DO 1');
     });
-    assert.deepEqual(usage.redis, { total: 3, byCommand: { set: 1, get: 2 } });
+    assert.deepEqual(usage.redis, { total: 3, byCommand: { set: 1, get: 2 }, sent: { set: 1, get: 2 } });
     assert.deepEqual(usage.mysql, { queries: 2, byCommand: { select: 1, do: 1 } });
+  });
+
+  it('counts the commands a script runs as executed, not as sent', async () => {
+    const usage = await counters.measure(() => redis.eval("redis.call('SET', KEYS[1], 'v'); return redis.call('GET', KEYS[1])", 1, 'storage-counters:script'));
+    assert.deepEqual(usage.redis, { total: 3, byCommand: { eval: 1, set: 1, get: 1 }, sent: { eval: 1 } });
   });
 
   it('counts a prepared statement execution as one query', async () => {

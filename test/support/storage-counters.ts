@@ -8,8 +8,12 @@ export interface Snapshot {
 }
 
 export interface StorageUsage {
-  /** Commands executed by Redis, keyed by lower-case name (`get`, `client|setinfo`, ...). */
-  redis: { total: number; byCommand: Record<string, number> };
+  /**
+   * `byCommand`: commands Redis executed (INFO commandstats), keyed by lower-case name (`get`,
+   * `client|setinfo`, ...), the ones a Lua script ran included. `sent`: the commands clients sent,
+   * as Redis's MONITOR reports them (a script's own calls left out): the round trips.
+   */
+  redis: { total: number; byCommand: Record<string, number>; sent: Record<string, number> };
   /**
    * `queries` is MariaDB's `Questions`: one per statement a client sends (COM_QUIT
    * counts, COM_PING does not). `byCommand` holds the `Com_*` deltas without the
@@ -39,15 +43,25 @@ const COMMANDSTAT = /^cmdstat_(\S+?):calls=(\d+)(?:.*?,rejected_calls=(\d+))?/;
 export class StorageCounters {
   private measuring = false;
 
+  private readonly monitored: Array<{ command: string; source: string; mark?: string }> = [];
+  private fences = 0;
+
   private constructor(
     private readonly mysql: Connection,
     private readonly redis: Redis,
-  ) {}
+    private readonly monitor: Awaited<ReturnType<Redis['monitor']>>,
+  ) {
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      const command = String(args[0]).toLowerCase();
+      this.monitored.push({ command, source, mark: command === 'echo' ? String(args[1]) : undefined });
+    });
+  }
 
   static async connect(mysqlUrl: string, redisUrl: string): Promise<StorageCounters> {
     const redis = new Redis(redisUrl, { lazyConnect: true });
     const [mysql] = await Promise.all([createConnection(mysqlUrl), redis.connect()]);
-    return new StorageCounters(mysql, redis);
+    const monitor = await redis.monitor();
+    return new StorageCounters(mysql, redis, monitor);
   }
 
   async snapshot(): Promise<Snapshot> {
@@ -59,13 +73,47 @@ export class StorageCounters {
     if (this.measuring) throw new Error('StorageCounters.measure() calls must not overlap');
     this.measuring = true;
     try {
+      const start = await this.fence();
       const before = await this.snapshot();
       const result = await fn();
       const after = await this.snapshot();
-      return { result, ...StorageCounters.usage(before, after) };
+      const end = await this.fence();
+      const usage = StorageCounters.usage(before, after);
+      usage.redis.sent = this.sentBetween(start, end);
+      return { result, ...usage };
     } finally {
       this.measuring = false;
     }
+  }
+
+  /**
+   * MONITOR reports commands as they run, asynchronously: an ECHO of this connection's, once seen
+   * in the stream, marks that every command run before it has been reported. Returns its position.
+   */
+  private async fence(): Promise<number> {
+    const mark = `storage-counters-fence-${++this.fences}`;
+    await this.redis.echo(mark);
+    for (let waited = 0; waited < 5_000; waited += 5) {
+      const at = this.monitored.findIndex((entry) => entry.mark === mark);
+      if (at >= 0) return at;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    throw new Error('Redis MONITOR did not report the fence within 5 s');
+  }
+
+  /** Commands clients other than this one sent between two fences, by name; commands a script ran are not sent by anyone. */
+  private sentBetween(start: number, end: number): Record<string, number> {
+    const sent: Record<string, number> = {};
+    for (const { command, source } of this.monitored.slice(start + 1, end)) {
+      if (source === 'lua' || source === this.ownSource) continue;
+      sent[command] = (sent[command] ?? 0) + 1;
+    }
+    return sent;
+  }
+
+  private get ownSource(): string {
+    const stream = (this.redis as unknown as { stream: { localAddress: string; localPort: number } }).stream;
+    return `${stream.localAddress}:${stream.localPort}`;
   }
 
   /** Usage between two consecutive snapshots of this instance, minus the snapshots' own traffic. */
@@ -79,10 +127,11 @@ export class StorageCounters {
     for (const [name, n] of Object.entries(com)) byCommand[name.replace(/^Com_/, '')] = n;
     subtractOne(byCommand, OWN_MYSQL_COMMAND);
 
-    return { redis: { total, byCommand: redis }, mysql: { queries: questions - 1, byCommand } };
+    return { redis: { total, byCommand: redis, sent: {} }, mysql: { queries: questions - 1, byCommand } };
   }
 
   async close(): Promise<void> {
+    this.monitor.disconnect();
     await Promise.all([this.mysql.end(), this.redis.quit()]);
   }
 

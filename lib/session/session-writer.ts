@@ -1,0 +1,198 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { SessionCache } from '../cache/session-cache.js';
+import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
+import { SessionLockTimeoutError } from '../ez-session.errors.js';
+import type { ResolvedOptions } from '../options/resolved-options.js';
+import { KeyedMutex } from '../storage/keyed-mutex.js';
+import { SessionRepository, type SessionRow, type Via } from '../storage/session.repository.js';
+import { nowSeconds } from '../token/session-token.codec.js';
+import type { RequestSession, SessionChanges } from './request-session.js';
+import { cacheTtl, expiryFrom } from './session-lifetime.js';
+import { decodeStored, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
+
+/** What a write starts from: the row version it read (none: no row yet) and the document to store. */
+interface Base {
+  version: number | undefined;
+  document: SessionDocument;
+}
+
+/** A write this instance committed, serialized, for the writes of the same session queued behind it. */
+interface Committed {
+  version: number;
+  data: string;
+  flash: string;
+}
+
+/** How many times a write re-reads and tries again when others keep writing the row first. */
+const MAX_ATTEMPTS = 8;
+
+/** Counts since boot, for the operator view and the bench. */
+export interface WriteCounts {
+  writes: number;
+  /** Statements that lost to a concurrent write (or found the session ended) and were tried again. */
+  retries: number;
+}
+
+/**
+ * Writes what a request changed, in one statement when nothing came between its read and its write:
+ * an UPDATE that names the row version the request read (or a first INSERT). When another write
+ * came first, the row is read again, only this request's changed keys are applied onto it, and the
+ * statement is tried again: parallel writers of different keys all land, and for one key the last
+ * writer wins. Writes of one session on this instance wait for each other in memory and start
+ * from the previous one's result, so they neither conflict nor re-read; only writers on other
+ * instances can make a write retry. Then the cache gets the new version, guarded so that an older
+ * one never replaces it.
+ */
+@Injectable()
+export class SessionWriter {
+  private readonly logger = new Logger('EzSession');
+  private readonly queue = new KeyedMutex();
+  /** The last committed write of each session whose queue is not empty. */
+  private readonly latest = new Map<string, Committed>();
+  readonly counts: WriteCounts = { writes: 0, retries: 0 };
+
+  constructor(
+    @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly repository: SessionRepository,
+    private readonly cache: SessionCache
+  ) {}
+
+  /** Writes the request's changes; `session.stored` and the session's row version follow what is stored. */
+  async write(session: RequestSession, changes: SessionChanges): Promise<void> {
+    // With `@Session({ lock: true })` the request read the row under the lock it still holds.
+    if (session.lock) return this.attempts(session, changes, await this.firstBase(session, changes, session.lock), session.lock);
+    const sid = session.sid;
+    const leave = await this.queue.acquire(sid, this.options.lockTimeout * 1000);
+    if (!leave) throw new SessionLockTimeoutError(this.options.lockTimeout);
+    try {
+      const latest = this.latest.get(sid);
+      const base =
+        latest && (session.loadedVersion === undefined || latest.version > session.loadedVersion)
+          ? this.rebase(sid, { version: latest.version, data: latest.data, flash: latest.flash }, changes)
+          : await this.firstBase(session, changes, undefined);
+      await this.attempts(session, changes, base, undefined);
+    } finally {
+      leave();
+      if (!this.queue.busy(sid)) this.latest.delete(sid);
+    }
+  }
+
+  private async attempts(session: RequestSession, changes: SessionChanges, first: Base, via: Via): Promise<void> {
+    let base = first;
+    for (let attempt = 1; ; attempt++) {
+      if (await this.attempt(session, base, via)) return;
+      if (attempt === MAX_ATTEMPTS) {
+        this.logger.warn(`A write of session ${session.sid.slice(0, 8)}… lost to concurrent writes ${MAX_ATTEMPTS} times; answering 503`);
+        throw new SessionLockTimeoutError(this.options.lockTimeout);
+      }
+      this.counts.retries++;
+      base = await this.reread(session, changes, via);
+    }
+  }
+
+  /** One statement; `false` when another write came first (or the row is gone). */
+  private async attempt(session: RequestSession, base: Base, via: Via): Promise<boolean> {
+    const sid = session.sid;
+    const { document, version } = base;
+    if (isEmptyDocument(document)) {
+      if (version !== undefined) {
+        if (!(await this.repository.delete(sid, version, via))) return false;
+        await this.cache.delete(sid);
+      }
+      session.stored = false;
+      session.loadedVersion = undefined;
+      this.counts.writes++;
+      return true;
+    }
+
+    const encoded = encodeDocument(document, this.options.maxSessionBytes);
+    const createdAt = session.createdAt * 1000;
+    const expiresAt = expiryFrom(this.options, Date.now(), createdAt);
+    const row = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(session, document) };
+    let written: number;
+    if (version !== undefined) {
+      if (!(await this.repository.update(sid, version, row, via))) return false;
+      written = version + 1;
+    } else {
+      const outcome = await this.repository.insert(sid, row, !session.idMintedHere, via);
+      if (outcome === 'exists') return false;
+      if (outcome === 'revoked') {
+        // Revoked (on another instance) since the token was checked: the data goes to a new session.
+        session.restart(nowSeconds());
+        return this.attempt(session, base, via);
+      }
+      written = 1;
+    }
+    await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt));
+    session.stored = true;
+    session.loadedVersion = written;
+    if (this.queue.busy(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
+    this.counts.writes++;
+    return true;
+  }
+
+  /** The row as it is now, with this request's changes applied; a session that ended meanwhile continues under a new id. */
+  private async reread(session: RequestSession, changes: SessionChanges, via: Via): Promise<Base> {
+    const row = await this.repository.find(session.sid, via);
+    if (row) return this.rebase(session.sid, row, changes);
+    if (session.stored || session.loadedVersion !== undefined) {
+      // The session ended while this request ran (destroyed, revoked, expired): writing would bring
+      // it back under its old id. What this request changed starts a new one.
+      session.restart(nowSeconds());
+    }
+    return { version: undefined, document: applyChanges(emptyDocument(), changes) };
+  }
+
+  /**
+   * A stored session whose row version this request does not know (it moved to a new id in this
+   * request, say) starts from the row as it is; any other from what the request read.
+   */
+  private firstBase(session: RequestSession, changes: SessionChanges, via: Via): Base | Promise<Base> {
+    return session.stored && session.loadedVersion === undefined ? this.reread(session, changes, via) : this.liveBase(session, changes);
+  }
+
+  /**
+   * The first try starts from what the request read: its data as the request left it (whose
+   * changed keys are exactly what it changed) and the flash it read with its flash changes.
+   */
+  private liveBase(session: RequestSession, changes: SessionChanges): Base {
+    return { version: session.loadedVersion, document: { data: session.currentData, flash: applyFlashChanges({ ...session.storedFlash }, changes) } };
+  }
+
+  private rebase(sid: string, stored: Pick<SessionRow, 'version' | 'data' | 'flash'>, changes: SessionChanges): Base {
+    const document = decodeStored(sid, stored.data, stored.flash, this.logger) ?? emptyDocument();
+    return { version: stored.version, document: applyChanges(document, changes) };
+  }
+
+  private userIdOf(session: RequestSession, document: SessionDocument): string | null {
+    const source = this.options.userId;
+    if (!source) return null;
+    const value = 'session' in source ? document.data[source.session] : session.customClaims[source.claim];
+    return typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 191) : null;
+  }
+}
+
+/** This request's changes onto a stored document: its changed keys, the flash it set, and the flash values it read (by id). */
+export function applyChanges(document: SessionDocument, changes: SessionChanges): SessionDocument {
+  for (const [key, value] of changes.data) {
+    if (value === undefined) delete document.data[key];
+    else document.data[key] = value;
+  }
+  applyFlashChanges(document.flash, changes);
+  return document;
+}
+
+function applyFlashChanges(flash: SessionDocument['flash'], changes: SessionChanges): SessionDocument['flash'] {
+  for (const [key, id] of changes.flashConsumed) {
+    // Only the value this request read: one set again meanwhile by another request stays.
+    if (flash[key]?.id === id) delete flash[key];
+  }
+  for (const [key, value] of changes.flashSet) flash[key] = { id: flashId(), value };
+  return flash;
+}
+
+function flashId(): string {
+  return randomUUID().slice(0, 8);
+}
+
