@@ -89,6 +89,24 @@ describe('readonlyView', () => {
       assert.deepEqual(target, { user: {} });
     });
 
+    it('names the key a change was attempted through when one object sits under two keys', () => {
+      const shared = { theme: 'dark' };
+      const data = view({ current: shared, saved: shared });
+      assert.equal(data.current.theme, 'dark');
+      refusedFor('saved', () => (data.saved.theme = 'light'));
+      refusedFor('current', () => (data.current.theme = 'light'));
+    });
+
+    it('refuses Object.freeze, Object.seal and Object.preventExtensions, leaving the object extensible', () => {
+      const target = { user: { name: 'Ada' } };
+      const data = view(target);
+      assert.throws(() => Object.preventExtensions(data));
+      assert.throws(() => Object.freeze(data.user));
+      assert.throws(() => Object.seal(data.user));
+      assert.equal(Object.isExtensible(target), true);
+      assert.equal(Object.isExtensible(target.user), true);
+    });
+
     it('refuses changing the prototype', () => {
       const target = { user: {} };
       const data = view(target);
