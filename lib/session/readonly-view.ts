@@ -32,6 +32,10 @@ function wrap(target: object, root: string | undefined, refuse: (key: string) =>
     },
     setPrototypeOf() {
       return false;
+    },
+    // Object.freeze / seal would otherwise make the shared document itself non-extensible.
+    preventExtensions() {
+      return false;
     }
   });
 }
