@@ -87,6 +87,41 @@ describe('FlashBag', () => {
     });
   });
 
+  describe('keys named like members of every object', () => {
+    for (const key of ['toString', 'constructor', 'hasOwnProperty', '__proto__']) {
+      it(`gives undefined for "${key}" when nobody set it, consuming nothing`, () => {
+        const { flash, changes } = bag({ notice: 'Welcome' });
+        assert.equal(flash.get(key), undefined);
+        assert.equal(flash.peek(key), undefined);
+        assert.equal(flash.has(key), false);
+        assert.deepEqual(consumed(flash), {});
+        assert.equal(flash.touched, false);
+        assert.equal(changes(), 0);
+      });
+    }
+
+    it('gives and consumes a value an earlier request left under "constructor"', () => {
+      const { flash } = bag({ constructor: 'left' });
+      assert.equal(flash.get('constructor'), 'left');
+      assert.deepEqual(consumed(flash), { constructor: 'id-constructor' });
+    });
+
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      it(`refuses setting "${key}" with a SessionDataError naming flash.${key}, and stores nothing`, () => {
+        const { flash, changes } = bag();
+        assert.throws(
+          () => flash.set(key, { admin: true }),
+          (error: unknown) =>
+            error instanceof SessionDataError &&
+            error.getStatus() === 422 &&
+            error.message === `Cannot store flash.${key}: the key "${key}" is refused (prototype pollution). Nothing was written.`
+        );
+        assert.deepEqual(set(flash), {});
+        assert.equal(changes(), 0);
+      });
+    }
+  });
+
   describe('peek', () => {
     it('gives a value an earlier request left without consuming it', () => {
       const { flash, changes } = bag({ notice: 'Welcome' });
