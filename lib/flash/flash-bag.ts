@@ -35,7 +35,7 @@ export class FlashBag {
 
   get<T = unknown>(key: string): T | undefined {
     if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
-    const entry = this.incoming[key];
+    const entry = this.left(key);
     if (!entry) return undefined;
     if (this.readonlyReader === undefined) {
       this.consumed.set(key, entry.id);
@@ -46,11 +46,16 @@ export class FlashBag {
 
   peek<T = unknown>(key: string): T | undefined {
     if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
-    return this.incoming[key]?.value as T | undefined;
+    return this.left(key)?.value as T | undefined;
   }
 
   has(key: string): boolean {
     return this.outgoing.has(key) || Object.hasOwn(this.incoming, key);
+  }
+
+  /** What an earlier request left under `key`: its own entries only, not what every object inherits (`toString`, `constructor`). */
+  private left(key: string): FlashEntry | undefined {
+    return Object.hasOwn(this.incoming, key) ? this.incoming[key] : undefined;
   }
 
   /** Keeps one consumed value (or all) for the next request too. */
