@@ -1,6 +1,6 @@
 import { ReadonlySessionError } from '../ez-session.errors.js';
 import type { FlashEntry } from '../session/session-document.js';
-import { assertJsonSafe } from '../session/session-document.js';
+import { assertJsonSafe, assertStorableKey } from '../session/session-document.js';
 
 /**
  * Values for the next request: what is set now is readable now and by the next request that reads
@@ -28,6 +28,8 @@ export class FlashBag {
 
   set(key: string, value: unknown): void {
     if (this.readonlyReader !== undefined) throw new ReadonlySessionError(`flash.${key}`, this.readonlyReader);
+    // The store writes `flash[key]`: "__proto__" would set the record's prototype and the value would be lost.
+    assertStorableKey(key, 'flash');
     assertJsonSafe(value, `flash.${key}`);
     this.outgoing.set(key, value);
     this.onChange();
