@@ -234,6 +234,24 @@ describe('resolveOptions', () => {
     });
   });
 
+  describe('values of the wrong type (from JavaScript, or a config file)', () => {
+    it('refuses a header name that is not a string, naming headerName', () => {
+      for (const headerName of [5, true, ['x-token'], {}]) refuses({ headerName }, 'headerName');
+    });
+
+    it('refuses a cookie name that is not a string, naming cookie.name', () => {
+      for (const name of [5, true]) refuses({ cookie: { name } }, 'cookie.name');
+    });
+
+    it('refuses a cookie path that is not a string, naming cookie.path', () => {
+      for (const path of [5, true, ['/'], {}]) refuses({ cookie: { path } }, 'cookie.path');
+    });
+
+    it('refuses a userId source that is not an object, naming userId', () => {
+      for (const userId of ['userId', 5, true, null]) refuses({ userId }, 'userId', "must be { session: 'key' } or { claim: 'name' }");
+    });
+  });
+
   describe('cookie', () => {
     it('refuses a cookie name that is not an HTTP token', () => {
       refuses({ cookie: { name: 'my session' } }, 'cookie.name', 'is not a valid cookie name: "my session"');
