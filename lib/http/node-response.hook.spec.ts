@@ -354,6 +354,36 @@ describe('holdNodeResponse (a real node:http server on 127.0.0.1)', { timeout: 1
       assert.equal(endCallback, true);
       assert.equal(finished, true);
     });
+
+    it("lets a writer that waits for 'drain' after a held write go on, its writes dropped", async () => {
+      const handlerDone = deferred<string>();
+      const { status } = await exchange(async (_, res) => {
+        const hold = holding(res);
+        if (!res.write('chunk 1,')) {
+          hold.commit.resolve(LOCK_TIMEOUT);
+          await once(res, 'drain');
+        }
+        res.write('chunk 2,');
+        res.end('last');
+        handlerDone.resolve('wrote everything');
+      });
+      assert.equal(status, 503);
+      assert.equal(await Promise.race([handlerDone.promise, sleep(WATCH_MS, 'still waiting for drain')]), 'wrote everything');
+    });
+
+    it('calls the callbacks of the writes it drops, held or later', async () => {
+      const called: string[] = [];
+      await exchange(async (_, res) => {
+        const hold = holding(res);
+        res.write('held', () => called.push('held write'));
+        hold.commit.resolve(LOCK_TIMEOUT);
+        await sleep(5);
+        res.write('later', () => called.push('later write'));
+        res.end();
+      });
+      await sleep(WATCH_MS);
+      assert.deepEqual(called.sort(), ['held write', 'later write']);
+    });
   });
 
   describe('streams', () => {
