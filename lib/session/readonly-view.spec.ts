@@ -37,6 +37,19 @@ describe('readonlyView', () => {
       assert.deepEqual({ ...data.user }, { name: 'Ada', roles: ['admin'] });
     });
 
+    it('gives the same view of a nested object each time it is read', () => {
+      const data = view({ user: { prefs: {} } });
+      assert.equal(data.user, data.user);
+      assert.equal(data.user.prefs, data.user.prefs);
+    });
+
+    it('reads symbol-keyed members as they are, so arrays iterate', () => {
+      const list = [1, 2];
+      const data = view({ list });
+      assert.equal(data.list[Symbol.iterator], list[Symbol.iterator]);
+      assert.deepEqual([...data.list], [1, 2]);
+    });
+
     it('sees changes made to the viewed object afterwards', () => {
       const target: Data = { user: { name: 'Ada' } };
       const data = view(target);
