@@ -1,6 +1,6 @@
 import { ReadonlySessionError } from '../ez-session.errors.js';
 import type { FlashEntry } from '../session/session-document.js';
-import { assertJsonSafe } from '../session/session-document.js';
+import { assertJsonSafe, assertStorableKey } from '../session/session-document.js';
 
 /**
  * Values for the next request: what is set now is readable now and by the next request that reads
@@ -28,6 +28,8 @@ export class FlashBag {
 
   set(key: string, value: unknown): void {
     if (this.readonlyReader !== undefined) throw new ReadonlySessionError(`flash.${key}`, this.readonlyReader);
+    // The store writes `flash[key]`: "__proto__" would set the record's prototype and the value would be lost.
+    assertStorableKey(key, 'flash');
     assertJsonSafe(value, `flash.${key}`);
     this.outgoing.set(key, value);
     this.onChange();
@@ -35,7 +37,7 @@ export class FlashBag {
 
   get<T = unknown>(key: string): T | undefined {
     if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
-    const entry = this.incoming[key];
+    const entry = this.left(key);
     if (!entry) return undefined;
     if (this.readonlyReader === undefined) {
       this.consumed.set(key, entry.id);
@@ -46,11 +48,16 @@ export class FlashBag {
 
   peek<T = unknown>(key: string): T | undefined {
     if (this.outgoing.has(key)) return this.outgoing.get(key) as T;
-    return this.incoming[key]?.value as T | undefined;
+    return this.left(key)?.value as T | undefined;
   }
 
   has(key: string): boolean {
     return this.outgoing.has(key) || Object.hasOwn(this.incoming, key);
+  }
+
+  /** What an earlier request left under `key`: its own entries only, not what every object inherits (`toString`, `constructor`). */
+  private left(key: string): FlashEntry | undefined {
+    return Object.hasOwn(this.incoming, key) ? this.incoming[key] : undefined;
   }
 
   /** Keeps one consumed value (or all) for the next request too. */

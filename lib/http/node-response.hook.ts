@@ -36,7 +36,7 @@ export function holdNodeResponse(res: ServerResponse, finish: (status: number) =
 
   const release = (patch: ResponsePatch) => {
     Object.assign(res, original);
-    if (patch.kind === 'error') return answerWithError(res, original, patch);
+    if (patch.kind === 'error') return answerWithError(res, original, patch, queue);
     const first = queue[0];
     if (first?.name === 'writeHead') first.args = moveHeadersOut(res, first.args);
     for (const [name, value] of patch.headers) addHeader(res, name, value);
@@ -88,12 +88,19 @@ function moveHeadersOut(res: ServerResponse, args: unknown[]): unknown[] {
   return message === undefined ? [statusCode] : [statusCode, message];
 }
 
-function answerWithError(res: ServerResponse, original: Record<string, Method>, patch: Extract<ResponsePatch, { kind: 'error' }>): void {
+function answerWithError(res: ServerResponse, original: Record<string, Method>, patch: Extract<ResponsePatch, { kind: 'error' }>, held: Array<{ name: string; args: unknown[] }>): void {
   for (const name of BODY_HEADERS) res.removeHeader(name);
   for (const [name, value] of patch.headers) res.setHeader(name, value);
   res.setHeader('content-length', Buffer.byteLength(patch.body));
   res.statusCode = patch.status;
   original.end.call(res, patch.body);
-  // The app may still be streaming its own body: drop it rather than write after the end.
-  Object.assign(res, { write: () => true, end: (...args: unknown[]) => (typeof args.at(-1) === 'function' ? (args.at(-1) as () => void)() : undefined, res) });
+  // The app may still be streaming its own body: drop it rather than write after the end, telling
+  // the callbacks of the dropped calls (held or later) and a writer waiting for 'drain' to go on.
+  const drop = (args: unknown[]) => {
+    const callback = args.at(-1);
+    if (typeof callback === 'function') process.nextTick(callback as () => void);
+  };
+  Object.assign(res, { write: (...args: unknown[]) => (drop(args), true), end: (...args: unknown[]) => (drop(args), res) });
+  for (const { args } of held) drop(args);
+  if (held.some(({ name }) => name === 'write')) res.emit('drain');
 }

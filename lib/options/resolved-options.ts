@@ -61,10 +61,11 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,55}$/.test(tableName)) {
     throw new EzSessionConfigError('tableName', `must be letters, digits and "_" (at most 56, not starting with a digit); got ${JSON.stringify(tableName)}`);
   }
-  const headerName = (options.headerName ?? 'x-session-token').toLowerCase();
-  if (!TOKEN_CHARS.test(headerName)) {
-    throw new EzSessionConfigError('headerName', `is not a valid HTTP header name: ${JSON.stringify(headerName)}`);
+  const header = options.headerName ?? 'x-session-token';
+  if (typeof header !== 'string' || !TOKEN_CHARS.test(header)) {
+    throw new EzSessionConfigError('headerName', `is not a valid HTTP header name: ${JSON.stringify(header)}`);
   }
+  const headerName = header.toLowerCase();
   const keyPrefix = options.keyPrefix ?? 'ezsession:';
   if (typeof keyPrefix !== 'string' || keyPrefix.length > 64) {
     throw new EzSessionConfigError('keyPrefix', 'must be a string of at most 64 characters');
@@ -148,7 +149,7 @@ function resolveDatabase(database: EzSessionModuleOptions['database']): { databa
 
 function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): ResolvedOptions['cookie'] {
   const name = cookie.name ?? 'ezsession';
-  if (!TOKEN_CHARS.test(name)) {
+  if (typeof name !== 'string' || !TOKEN_CHARS.test(name)) {
     throw new EzSessionConfigError('cookie.name', `is not a valid cookie name: ${JSON.stringify(name)}`);
   }
   const secure = cookie.secure ?? process.env.NODE_ENV === 'production';
@@ -160,7 +161,7 @@ function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): R
     throw new EzSessionConfigError('cookie.sameSite', "'none' requires cookie.secure: true (browsers drop it otherwise)");
   }
   const path = cookie.path ?? '/';
-  if (!path.startsWith('/') || /[;\s]/.test(path)) {
+  if (typeof path !== 'string' || !path.startsWith('/') || /[;\s]/.test(path)) {
     throw new EzSessionConfigError('cookie.path', `must start with "/" and hold no ";" or spaces; got ${JSON.stringify(path)}`);
   }
   if (cookie.domain !== undefined && !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain)) {
@@ -184,7 +185,7 @@ function resolveBinding(bind: NonNullable<EzSessionModuleOptions['bind']>): Reso
 
 function resolveUserId(source: EzSessionModuleOptions['userId']): EzSessionUserIdSource | undefined {
   if (source === undefined) return undefined;
-  const key = 'session' in source ? source.session : 'claim' in source ? source.claim : undefined;
+  const key = typeof source !== 'object' || source === null ? undefined : 'session' in source ? source.session : 'claim' in source ? source.claim : undefined;
   if (typeof key !== 'string' || key.length === 0) {
     throw new EzSessionConfigError('userId', "must be { session: 'key' } or { claim: 'name' }");
   }

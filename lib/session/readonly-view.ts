@@ -4,17 +4,21 @@
  * the tracked object, because both share the one loaded document.
  */
 export function readonlyView<T extends object>(target: T, refuse: (key: string) => Error): Readonly<T> {
-  return wrap(target, undefined, refuse, new WeakMap()) as Readonly<T>;
+  return wrap(target, undefined, refuse, new Map()) as Readonly<T>;
 }
 
-function wrap(target: object, root: string | undefined, refuse: (key: string) => Error, views: WeakMap<object, object>): object {
+/** `views` holds one view per (value, top-level key): a value under two keys names the key it was reached through. */
+function wrap(target: object, root: string | undefined, refuse: (key: string) => Error, views: Map<string, WeakMap<object, object>>): object {
   const keyOf = (property: string | symbol) => root ?? String(property);
   return new Proxy(target, {
     get(t, property, receiver) {
       const value = Reflect.get(t, property, receiver);
       if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
-      let view = views.get(value);
-      if (!view) views.set(value, (view = wrap(value, root ?? property, refuse, views)));
+      const key = root ?? property;
+      let known = views.get(key);
+      if (!known) views.set(key, (known = new WeakMap()));
+      let view = known.get(value);
+      if (!view) known.set(value, (view = wrap(value, key, refuse, views)));
       return view;
     },
     set(_, property) {
@@ -27,6 +31,10 @@ function wrap(target: object, root: string | undefined, refuse: (key: string) =>
       throw refuse(keyOf(property));
     },
     setPrototypeOf() {
+      return false;
+    },
+    // Object.freeze / seal would otherwise make the shared document itself non-extensible.
+    preventExtensions() {
       return false;
     }
   });

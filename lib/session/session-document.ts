@@ -110,11 +110,16 @@ export function assertJsonSafe(value: unknown, path: string, ancestors: object[]
       fail(path, `a ${kind} is not plain JSON data${hint}`);
     }
     for (const key of Object.keys(object)) {
-      if (FORBIDDEN_KEYS.has(key)) fail(`${path}.${key}`, `the key "${key}" is refused (prototype pollution)`);
+      assertStorableKey(key, path);
       assertJsonSafe((object as Record<string, unknown>)[key], `${path}.${key}`, ancestors);
     }
   }
   ancestors.pop();
+}
+
+/** Throws a SessionDataError for a key of `path` that would reach a prototype rather than become data. */
+export function assertStorableKey(key: string, path: string): void {
+  if (FORBIDDEN_KEYS.has(key)) fail(`${path}.${key}`, `the key "${key}" is refused (prototype pollution)`);
 }
 
 function fail(path: string, problem: string): never {
