@@ -26,9 +26,11 @@ export const ezSessionProviders: Provider[] = [
   { provide: EZ_SESSION_DATA_SOURCE, useFactory: openDataSource, inject: [EZ_SESSION_OPTIONS] },
   {
     provide: SessionRepository,
-    useFactory: async (options: ResolvedOptions, { dataSource }: SessionDataSource) => {
+    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource) => {
       const repository = new SessionRepository(dataSource, options);
-      await repository.prepare().catch((error: Error) => {
+      await repository.prepare().catch(async (error: Error) => {
+        // The boot stops here, so no shutdown hook will run: what EzSession opened is closed now.
+        if (owned) await dataSource.destroy().catch(() => undefined);
         if (error instanceof EzSessionConfigError) throw error;
         throw new EzSessionConfigError(
           'createTable',

@@ -6,6 +6,7 @@ import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionManager } from './session/session.manager.js';
+import { SessionWriter } from './session/session-writer.js';
 import { SessionRepository } from './storage/session.repository.js';
 
 /** A stored session as `listForUser` shows it. */
@@ -28,6 +29,7 @@ export class EzSessionService {
     private readonly sessions: SessionManager,
     private readonly repository: SessionRepository,
     private readonly gcRunner: SessionGarbageCollector,
+    private readonly writer: SessionWriter,
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
   ) {}
@@ -100,6 +102,11 @@ export class EzSessionService {
   /** Deletes expired sessions and tombstones now, in bounded batches; returns how many went. */
   async gc(): Promise<number> {
     return this.gcRunner.run();
+  }
+
+  /** What this instance did since it started: session writes, and how many of them lost to a concurrent write and were tried again. */
+  metrics(): { writes: number; writeRetries: number } {
+    return { writes: this.writer.counts.writes, writeRetries: this.writer.counts.retries };
   }
 
   /** The settings in force (Zebra_Session's get_settings); secrets are never shown. */
