@@ -9,6 +9,7 @@ import { SessionEvents } from './session/session-events.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionOpener } from './session/session-opener.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
+import { SocketSessions } from './ws/socket-sessions.js';
 
 /**
  * `EzSessionModule.forRoot({ secret, database, redis })` or `forRootAsync({ imports, inject,
@@ -25,6 +26,7 @@ import { SessionGarbageCollector } from './storage/session-gc.js';
     SessionGarbageCollector,
     SessionOpener,
     SessionManager,
+    SocketSessions,
     RequestSessions,
     EzSessionService
   ],
