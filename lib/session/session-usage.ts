@@ -36,7 +36,7 @@ const socketUsages = new WeakMap<SessionUsage, SessionUsage>();
 export function overSocket(usage: SessionUsage): SessionUsage {
   let variant = socketUsages.get(usage);
   if (!variant) {
-    variant = { ...usage, readonly: true, reader: `${usage.handler} (a socket's session is read-only)` };
+    variant = { ...usage, readonly: true, reader: `the session of a socket in ${usage.handler}` };
     socketUsages.set(usage, variant);
   }
   return variant;
