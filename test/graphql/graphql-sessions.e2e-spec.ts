@@ -123,6 +123,17 @@ for (const server of GRAPHQL_SERVERS) {
       assert.deepEqual(JSON.parse((await client.operation('{ session }')).body.data.session), { userId: 42 });
     });
 
+    it('a login that regenerates through the GraphQL context gives a new id, and the pre-login token stops working', async () => {
+      const client = new GraphQLClient(running.url);
+      await client.operation('mutation { flash(message: "before") }');
+      const before = client.fork();
+      const signIn = await client.operation('mutation { signIn }');
+      assert.deepEqual(signIn.body, { data: { signIn: true } });
+      assert.notEqual(claimsOf(client.token).sid, claimsOf(before.token).sid);
+      assert.deepEqual((await client.operation('{ userId }')).body, { data: { userId: 7 } });
+      assert.deepEqual((await before.operation('{ userId notice }')).body, { data: { userId: null, notice: null } });
+    });
+
     it('logout from a resolver destroys the session and clears the cookie', async () => {
       const client = await signedIn();
       const logout = await client.operation('mutation { logout }');
