@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createConnection, type Connection } from 'mysql2/promise';
+import type { EzSessionModuleOptions } from '../../lib/index.js';
 import { lockName } from '../../lib/storage/session.repository.js';
 import { startApp, type RunningApp } from '../fixtures/fixture-app.js';
-import { GRAPHQL_SERVERS, guardRuns, SessionReadingGuard, SessionResolver } from '../fixtures/graphql.resolver.js';
+import { GRAPHQL_SERVERS, guardRuns, SessionReadingGuard, SessionResolver, type GraphQLServer } from '../fixtures/graphql.resolver.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { GraphQLClient } from '../support/graphql-client.js';
 import { claimsOf } from '../support/session-client.js';
@@ -12,29 +13,34 @@ import { testEnv } from '../support/test-env.js';
 
 const io = (usage: StorageUsage) => ({ redis: usage.redis.byCommand, mysql: usage.mysql.queries });
 
+/** Starts the resolver fixture on `server` for the suite it is called in, with storage counters beside it. */
+function servedBy(server: GraphQLServer, overrides: Partial<EzSessionModuleOptions> = {}) {
+  let running: RunningApp;
+  let counters: StorageCounters;
+  before(async () => {
+    running = await startApp(server.adapter, realStoreOptions(overrides), { imports: [server.module()], providers: [SessionResolver, SessionReadingGuard] });
+    counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+  });
+  after(async () => {
+    await running?.close();
+    await counters?.close();
+  });
+  return { running: () => running, counters: () => counters };
+}
+
 for (const server of GRAPHQL_SERVERS) {
   describe(`sessions in GraphQL operations (${server.name})`, () => {
-    let running: RunningApp;
-    let counters: StorageCounters;
-
-    before(async () => {
-      running = await startApp(server.adapter, realStoreOptions(), { imports: [server.module()], providers: [SessionResolver, SessionReadingGuard] });
-      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
-    });
-    after(async () => {
-      await running?.close();
-      await counters?.close();
-    });
+    const { running, counters } = servedBy(server);
 
     async function signedIn(): Promise<GraphQLClient> {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       const login = await client.operation('mutation { login }');
       assert.deepEqual(login.body, { data: { login: true } });
       return client;
     }
 
     it('a login mutation stores the session and sends its token back as a cookie and a header', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       const login = await client.operation('mutation { login }');
       assert.equal(login.status, 200);
       assert.deepEqual(login.body, { data: { login: true } });
@@ -47,12 +53,12 @@ for (const server of GRAPHQL_SERVERS) {
     it('a query reads what the login stored, with the cookie or with a bearer token', async () => {
       const client = await signedIn();
       assert.deepEqual((await client.operation('{ userId role }')).body, { data: { userId: 42, role: 'admin' } });
-      const bearer = new GraphQLClient(running.url, 'bearer', client.token);
+      const bearer = new GraphQLClient(running().url, 'bearer', client.token);
       assert.deepEqual((await bearer.operation('{ userId role }')).body, { data: { userId: 42, role: 'admin' } });
     });
 
     it('a query without a token sees an empty session and gets no token', async () => {
-      const response = await new GraphQLClient(running.url).operation('{ userId role session }');
+      const response = await new GraphQLClient(running().url).operation('{ userId role session }');
       assert.deepEqual(response.body, { data: { userId: null, role: null, session: '{}' } });
       assert.equal(response.issued, undefined);
       assert.equal(response.setCookie, undefined);
@@ -60,7 +66,7 @@ for (const server of GRAPHQL_SERVERS) {
 
     it('a query that does not ask for the session costs no storage I/O and sends no token', async () => {
       const client = await signedIn();
-      const usage = await counters.measure(() => client.operation('{ ping }'));
+      const usage = await counters().measure(() => client.operation('{ ping }'));
       assert.deepEqual(usage.result.body, { data: { ping: 'pong' } });
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
       assert.equal(usage.result.issued, undefined);
@@ -68,7 +74,7 @@ for (const server of GRAPHQL_SERVERS) {
 
     it('a resolver that reads only the claims costs no storage I/O', async () => {
       const client = await signedIn();
-      const usage = await counters.measure(() => client.operation('{ role }'));
+      const usage = await counters().measure(() => client.operation('{ role }'));
       assert.deepEqual(usage.result.body, { data: { role: 'admin' } });
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
     });
@@ -76,7 +82,7 @@ for (const server of GRAPHQL_SERVERS) {
     it('several resolvers and a guard reading a stored session share one Redis GET, and nothing is written', async () => {
       const client = await signedIn();
       const runsBefore = guardRuns.count;
-      const usage = await counters.measure(() => client.operation('{ userId session guardedSession }'));
+      const usage = await counters().measure(() => client.operation('{ userId session guardedSession }'));
       assert.deepEqual(usage.result.body, { data: { userId: 42, session: '{"userId":42}', guardedSession: '{"userId":42}' } });
       assert.equal(guardRuns.count, runsBefore + 1);
       assert.deepEqual(io(usage), { redis: { get: 1 }, mysql: 0 });
@@ -85,15 +91,15 @@ for (const server of GRAPHQL_SERVERS) {
 
     it('an operation with two mutations writes the session once, with both changes', async () => {
       const client = await signedIn();
-      const one = await counters.measure(() => client.operation('mutation { setKey(key: "a", value: "1") }'));
-      const two = await counters.measure(() => client.operation('mutation { b: setKey(key: "b", value: "2") c: setKey(key: "c", value: "3") }'));
+      const one = await counters().measure(() => client.operation('mutation { setKey(key: "a", value: "1") }'));
+      const two = await counters().measure(() => client.operation('mutation { b: setKey(key: "b", value: "2") c: setKey(key: "c", value: "3") }'));
       assert.deepEqual(two.result.body, { data: { b: true, c: true } });
       assert.deepEqual(io(two), io(one));
       assert.deepEqual(JSON.parse((await client.operation('{ session }')).body.data.session), { userId: 42, a: '1', b: '2', c: '3' });
     });
 
     it('a flash value set by one operation is read by the next, then gone', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       assert.deepEqual((await client.operation('mutation { flash(message: "saved") }')).body, { data: { flash: true } });
       assert.deepEqual((await client.operation('{ notice }')).body, { data: { notice: 'saved' } });
       assert.deepEqual((await client.operation('{ notice }')).body, { data: { notice: null } });
@@ -124,7 +130,7 @@ for (const server of GRAPHQL_SERVERS) {
     });
 
     it('a login that regenerates through the GraphQL context gives a new id, and the pre-login token stops working', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { flash(message: "before") }');
       const before = client.fork();
       const signIn = await client.operation('mutation { signIn }');
@@ -144,22 +150,12 @@ for (const server of GRAPHQL_SERVERS) {
   });
 
   describe(`EzSessionGuard on resolvers (${server.name})`, () => {
-    let running: RunningApp;
-    let counters: StorageCounters;
-
-    before(async () => {
-      running = await startApp(server.adapter, realStoreOptions(), { imports: [server.module()], providers: [SessionResolver, SessionReadingGuard] });
-      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
-    });
-    after(async () => {
-      await running?.close();
-      await counters?.close();
-    });
+    const { running, counters } = servedBy(server);
 
     it('refuses a missing claim with a GraphQL error coded UNAUTHENTICATED that names the claim, with no storage I/O', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { flash(message: "x") }');
-      const usage = await counters.measure(() => client.operation('{ adminOnly }'));
+      const usage = await counters().measure(() => client.operation('{ adminOnly }'));
       const [error] = usage.result.body.errors;
       assert.equal(usage.result.body.data, null);
       assert.equal(error.extensions.code, 'UNAUTHENTICATED');
@@ -169,35 +165,31 @@ for (const server of GRAPHQL_SERVERS) {
     });
 
     it('lets a session with the claim through, with no storage I/O', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');
-      const usage = await counters.measure(() => client.operation('{ adminOnly }'));
+      const usage = await counters().measure(() => client.operation('{ adminOnly }'));
       assert.deepEqual(usage.result.body, { data: { adminOnly: 'secret' } });
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
     });
 
     it('checks a required session key with one Redis GET shared with the resolver', async () => {
-      assert.equal((await new GraphQLClient(running.url).operation('{ membersOnly }')).body.errors[0].extensions.code, 'UNAUTHENTICATED');
-      const client = new GraphQLClient(running.url);
+      assert.equal((await new GraphQLClient(running().url).operation('{ membersOnly }')).body.errors[0].extensions.code, 'UNAUTHENTICATED');
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');
-      const usage = await counters.measure(() => client.operation('{ membersOnly }'));
+      const usage = await counters().measure(() => client.operation('{ membersOnly }'));
       assert.deepEqual(usage.result.body, { data: { membersOnly: 42 } });
       assert.deepEqual(io(usage), { redis: { get: 1 }, mysql: 0 });
     });
   });
 
   describe(`session errors as GraphQL errors (${server.name})`, () => {
-    let running: RunningApp;
+    const { running } = servedBy(server, { lockTimeout: 0.5, maxSessionBytes: 4096 });
     let mysql: Connection;
 
     before(async () => {
-      running = await startApp(server.adapter, realStoreOptions({ lockTimeout: 0.5, maxSessionBytes: 4096 }), { imports: [server.module()], providers: [SessionResolver, SessionReadingGuard] });
       mysql = await createConnection(testEnv().mysqlUrl);
     });
-    after(async () => {
-      await running?.close();
-      await mysql?.end();
-    });
+    after(async () => mysql?.end());
 
     async function withLockHeldElsewhere<T>(client: GraphQLClient, work: () => Promise<T>): Promise<T> {
       const name = lockName(claimsOf(client.token).sid);
@@ -210,7 +202,7 @@ for (const server of GRAPHQL_SERVERS) {
     }
 
     it('a lock timeout while a resolver loads its locked session is a SESSION_LOCK_TIMEOUT error saying when to retry', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');
       const blocked = await withLockHeldElsewhere(client, () => client.operation('mutation { increment }'));
       assert.equal(blocked.status, 200);
@@ -225,7 +217,7 @@ for (const server of GRAPHQL_SERVERS) {
     });
 
     it('a lock timeout when the operation is committed replaces its answer with a SESSION_LOCK_TIMEOUT error, and nothing is written', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');
       const blocked = await withLockHeldElsewhere(client, () => client.operation('mutation { setKey(key: "a", value: "1") }'));
       assert.equal(blocked.status, 200);
@@ -239,7 +231,7 @@ for (const server of GRAPHQL_SERVERS) {
     });
 
     it('a session over maxSessionBytes is a SESSION_TOO_LARGE error, with no token', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       const refused = await client.operation('mutation { setHuge }');
       assert.equal(refused.body.data, null);
       assert.equal(refused.body.errors[0].extensions.code, 'SESSION_TOO_LARGE');
@@ -249,7 +241,7 @@ for (const server of GRAPHQL_SERVERS) {
     });
 
     it('a value JSON cannot store is a SESSION_DATA_INVALID error; the stored session keeps its token and data', async () => {
-      const client = new GraphQLClient(running.url);
+      const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');
       const token = client.token;
       const refused = await client.operation('mutation { setBigint }');
