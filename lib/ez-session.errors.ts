@@ -12,8 +12,21 @@ export class EzSessionConfigError extends Error {
   }
 }
 
+/**
+ * What a client is told went wrong, named the same in every transport: the `extensions.code` of a
+ * GraphQL error, the `code` of a WebSocket exception.
+ */
+export type SessionErrorCode =
+  | 'SESSION_LOCK_TIMEOUT'
+  | 'SESSION_STORE_UNAVAILABLE'
+  | 'SESSION_DATA_INVALID'
+  | 'SESSION_TOO_LARGE'
+  | 'SESSION_CLAIM_INVALID';
+
 /** The session lock could not be taken in time; the request wrote nothing. */
 export class SessionLockTimeoutError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_LOCK_TIMEOUT';
+
   constructor(readonly lockTimeout: number) {
     super(
       {
@@ -29,6 +42,8 @@ export class SessionLockTimeoutError extends HttpException {
 
 /** The durable store could not be reached; the request wrote nothing and no token was issued. */
 export class SessionStoreUnavailableError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_STORE_UNAVAILABLE';
+
   constructor(cause: unknown) {
     super(
       {
@@ -45,14 +60,19 @@ export class SessionStoreUnavailableError extends HttpException {
 
 /** Session or flash data that cannot be stored exactly; nothing was written. */
 export class SessionDataError extends HttpException {
+  readonly code: SessionErrorCode;
+
   constructor(message: string, status: HttpStatus = HttpStatus.UNPROCESSABLE_ENTITY) {
     super({ statusCode: status, error: 'SessionDataError', message }, status);
     this.name = 'SessionDataError';
+    this.code = status === HttpStatus.PAYLOAD_TOO_LARGE ? 'SESSION_TOO_LARGE' : 'SESSION_DATA_INVALID';
   }
 }
 
 /** A claim set through `@Jwt()` is reserved by EzSession or cannot go into a token. */
 export class SessionClaimError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_CLAIM_INVALID';
+
   constructor(message: string) {
     super(
       { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'SessionClaimError', message },
@@ -75,4 +95,22 @@ export class ReadonlySessionError extends Error {
     super(`Cannot change session key "${key}": ${reader} is read-only.`);
     this.name = 'ReadonlySessionError';
   }
+}
+
+/** What a transport tells a client of an EzSession error; `undefined` for any other error. */
+export interface SessionErrorReport {
+  code: SessionErrorCode;
+  message: string;
+  /** Seconds to wait before retrying, for a lock timeout. */
+  retryAfter?: number;
+}
+
+export function reportOf(error: unknown): SessionErrorReport | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (!(error instanceof HttpException) || typeof code !== 'string') return undefined;
+  const response = error.getResponse();
+  const message = typeof response === 'object' ? (response as { message?: unknown }).message : response;
+  const report: SessionErrorReport = { code: code as SessionErrorCode, message: typeof message === 'string' ? message : error.message };
+  if (error instanceof SessionLockTimeoutError) report.retryAfter = Math.ceil(error.lockTimeout);
+  return report;
 }

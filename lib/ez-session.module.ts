@@ -10,6 +10,7 @@ import { SessionManager } from './session/session.manager.js';
 import { SessionOpener } from './session/session-opener.js';
 import { SessionWriter } from './session/session-writer.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
+import { SocketSessions } from './ws/socket-sessions.js';
 
 /**
  * `EzSessionModule.forRoot({ secret, database, redis })` or `forRootAsync({ imports, inject,
@@ -27,6 +28,7 @@ import { SessionGarbageCollector } from './storage/session-gc.js';
     SessionOpener,
     SessionWriter,
     SessionManager,
+    SocketSessions,
     RequestSessions,
     EzSessionService
   ],

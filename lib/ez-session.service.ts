@@ -8,6 +8,8 @@ import { RequestSessions } from './session/request-sessions.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionWriter } from './session/session-writer.js';
 import { SessionRepository } from './storage/session.repository.js';
+import type { UpgradeRequestLike } from './ws/socket-handshake.js';
+import type { SocketRevokedListener } from './ws/socket-sessions.js';
 
 /** A stored session as `listForUser` shows it. */
 export interface ActiveSession {
@@ -19,8 +21,8 @@ export interface ActiveSession {
 
 /**
  * The session of the current request, from anywhere that has its ExecutionContext or request
- * (guards, interceptors, pipes, handlers, services), and control of any session by id (revoke,
- * list, GC) for operators.
+ * (guards, interceptors, pipes, handlers, resolvers, services), the read-only session of a
+ * WebSocket connection, and control of any session by id (revoke, list, GC) for operators.
  */
 @Injectable()
 export class EzSessionService {
@@ -36,20 +38,34 @@ export class EzSessionService {
 
   /**
    * The current request's custom claims, read-only, with no I/O; `{}` without a valid token.
-   * `context` is an ExecutionContext or the request.
+   * `context` is an ExecutionContext (of a route, a resolver or a gateway), a request, or a socket.
+   * A `ws` socket keeps nothing of its upgrade request: its first ask, in `handleConnection(client,
+   * request)`, passes that request as `upgrade` (socket.io sockets carry their handshake).
    */
-  claims(context: ExecutionContext | object): Readonly<Record<string, unknown>> {
-    return this.requests.of(context).readonlyClaims('the claims from EzSessionService.claims()');
+  claims(context: ExecutionContext | object, upgrade?: UpgradeRequestLike): Readonly<Record<string, unknown>> {
+    return this.requests.of(context, upgrade).readonlyClaims('the claims from EzSessionService.claims()');
   }
 
   /**
    * The current request's session data, read-only. Loaded at most once per request, whoever asks
    * (this, another guard, the handler's `@Session()`): a stored session costs one Redis GET for
-   * the whole request; an unstored one nothing.
+   * the whole request (or GraphQL operation); an unstored one nothing. For a socket, at most once
+   * per connection; `upgrade` as for `claims()`.
    */
-  async session(context: ExecutionContext | object): Promise<Readonly<Record<string, unknown>>> {
-    const session = this.requests.of(context);
+  async session(context: ExecutionContext | object, upgrade?: UpgradeRequestLike): Promise<Readonly<Record<string, unknown>>> {
+    const session = this.requests.of(context, upgrade);
     return this.requests.whenLoaded(session, () => session.readonlyData('the session from EzSessionService.session()'));
+  }
+
+  /**
+   * Calls `listener(socket, sid)` for each open socket whose session gets revoked, on this instance
+   * or another (logout, regeneration, `revoke`, `revokeAllForUser`), as soon as this instance learns
+   * of it: the place to disconnect it (`socket.disconnect(true)`, `socket.close()`). Even without a
+   * listener, such a socket reads as having no session from its next message on. Returns the
+   * unsubscribe.
+   */
+  onSocketRevoked<S = any>(listener: SocketRevokedListener<S>): () => void {
+    return this.requests.sockets.onRevoked(listener);
   }
 
   /**
@@ -58,14 +74,14 @@ export class EzSessionService {
    * any handler, guard or service that has the request; the new token goes out with the response.
    */
   async regenerate(context: ExecutionContext | object): Promise<void> {
-    const session = this.requests.of(context);
-    await this.requests.retryAfterLockTimeout(session, this.sessions.regenerate(session));
+    const session = this.requests.writable(context, 'regenerate');
+    await this.requests.translated(session, this.sessions.regenerate(session));
   }
 
-  /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler. */
+  /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler or resolver. */
   async destroy(context: ExecutionContext | object): Promise<void> {
-    const session = this.requests.of(context);
-    await this.requests.retryAfterLockTimeout(session, this.sessions.destroy(session));
+    const session = this.requests.writable(context, 'destroy');
+    await this.requests.translated(session, this.sessions.destroy(session));
   }
 
   /** Revokes any session by id: its row, its cache entry and every token naming it, on every instance. */

@@ -10,8 +10,13 @@ export {
   SessionClaimError,
   SessionDataError,
   SessionLockTimeoutError,
-  SessionStoreUnavailableError
+  SessionStoreUnavailableError,
+  type SessionErrorCode
 } from './ez-session.errors.js';
+export { EzSessionGraphQLError, type EzSessionGraphQLExtensions } from './graphql/graphql-error.js';
+export type { UpgradeRequestLike } from './ws/socket-handshake.js';
+export type { SocketRevokedListener } from './ws/socket-sessions.js';
+export type { EzSessionWsError } from './ws/ws-error.js';
 export * from './interfaces/index.js';
 import type { EZ_SESSION_ASYNC_OPTIONS_TYPE } from './ez-session.module-definition.js';
 /** Options of `EzSessionModule.forRootAsync()`: `imports`, `inject`, and `useFactory`, `useClass` or `useExisting`. */

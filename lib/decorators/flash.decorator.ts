@@ -4,6 +4,6 @@ import { sessionParameter } from './session-parameter.js';
 export function Flash(): ParameterDecorator {
   return sessionParameter({ flash: true }, (sessions, session, usage) => {
     if (usage.lock) return sessions.whenLocked(session, () => session.flash());
-    return sessions.whenLoaded(session, () => session.flash(usage.readonly ? `@Session({ readonly: true }) in ${usage.handler}` : undefined));
+    return sessions.whenLoaded(session, () => session.flash(usage.readonly ? usage.reader : undefined));
   });
 }

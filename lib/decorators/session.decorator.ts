@@ -19,7 +19,7 @@ export function Session(options: SessionParamOptions = {}): ParameterDecorator {
   const readonly = options.readonly === true;
   const lock = options.lock === true && !readonly;
   return sessionParameter({ session: true, lock, readonly }, (sessions, session, usage) => {
-    if (usage.readonly) return sessions.whenLoaded(session, () => session.readonlyData(`@Session({ readonly: true }) in ${usage.handler}`));
+    if (usage.readonly) return sessions.whenLoaded(session, () => session.readonlyData(usage.reader));
     if (usage.lock) return sessions.whenLocked(session, () => session.trackedData);
     return sessions.whenLoaded(session, () => session.trackedData);
   });

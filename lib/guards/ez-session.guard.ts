@@ -5,7 +5,9 @@ import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { EzSessionConfigError } from '../ez-session.errors.js';
 import { EzSessionService } from '../ez-session.service.js';
 import type { EzSessionRequirement } from '../interfaces/ez-session-options.interface.js';
+import { EzSessionGraphQLError } from '../graphql/graphql-error.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
+import { wsException } from '../ws/ws-error.js';
 
 /** What a refused request lacked, as the 401 body lists it. */
 export interface MissingSessionParts {
@@ -18,6 +20,8 @@ export interface MissingSessionParts {
  * (`@RequireSession(...)`, else the module's `guard` option). Per route with `@UseGuards`, or for
  * the whole app as an `APP_GUARD` with `@PublicRoute()` on what stays open. Claims are checked
  * first and cost no I/O; keys cost one read of the session, shared with the handler's `@Session()`.
+ * On a resolver the refusal is a GraphQL error with `extensions.code` `UNAUTHENTICATED`; on a
+ * gateway's message handler, a WsException whose data has that `code`.
  * Subclass it and override `requirementOf` or `refuse` to change what it checks or answers.
  */
 @Injectable()
@@ -57,8 +61,18 @@ export class EzSessionGuard implements CanActivate {
     return requirement;
   }
 
-  protected refuse(_context: ExecutionContext, missing: MissingSessionParts): never {
+  /** Throws the refusal, in the form the context's transport answers (a promise of it for a gateway, whose exception class is loaded on demand). */
+  protected refuse(context: ExecutionContext, missing: MissingSessionParts): never | Promise<never> {
     const parts = [...missing.keys.map((key) => `session key "${key}"`), ...missing.claims.map((name) => `claim "${name}"`)];
+    const type = context.getType<string>();
+    if (type === 'graphql') {
+      throw new EzSessionGraphQLError(`This operation needs a session with ${parts.join(' and ')}; sign in first.`, { code: 'UNAUTHENTICATED', missing });
+    }
+    if (type === 'ws') {
+      return wsException({ status: 'error', code: 'UNAUTHENTICATED', message: `This message needs a session with ${parts.join(' and ')}; sign in first.`, missing }).then((error) => {
+        throw error;
+      });
+    }
     throw new UnauthorizedException({
       statusCode: 401,
       error: 'Unauthorized',

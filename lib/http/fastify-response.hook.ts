@@ -19,11 +19,11 @@ interface FastifyLike {
  * app: `pending(raw)` says whether this request's session awaits a commit (most do not, and pass
  * straight through), and the patch goes onto the reply before Fastify writes it.
  */
-export function installFastifyHook(instance: FastifyLike, pending: (raw: object) => ((status: number) => Promise<ResponsePatch>) | undefined): void {
+export function installFastifyHook(instance: FastifyLike, pending: (raw: object) => ((status: number, payload: unknown) => Promise<ResponsePatch>) | undefined): void {
   instance.addHook('onSend', (request, reply, payload, done) => {
     const finish = pending(request.raw);
     if (finish === undefined) return done(null, payload);
-    finish(reply.statusCode).then((patch) => {
+    finish(reply.statusCode, payload).then((patch) => {
       if (patch.kind === 'headers') {
         for (const [name, value] of patch.headers) reply.header(name, value);
         return done(null, payload);

@@ -9,10 +9,11 @@ const HELD = Symbol('ezsession:held');
  * writeHead / write / end is queued, `finish(status)` runs, its patch is applied (token headers, or
  * an error answer in place of the app's) and the queued calls are replayed. express-session wraps
  * `res.end` alone because its cookie is known before the commit; a token that says what was
- * stored is only known after it, so streamed bodies and explicit writeHead calls wait too.
+ * stored is only known after it, so streamed bodies and explicit writeHead calls wait too. `finish`
+ * is also given the body when the answer is sent whole (a GraphQL answer tells failure in it).
  * Returns false when the headers have already gone out: then nothing can be added to the answer.
  */
-export function holdNodeResponse(res: ServerResponse, finish: (status: number) => Promise<ResponsePatch>): boolean {
+export function holdNodeResponse(res: ServerResponse, finish: (status: number, body: unknown) => Promise<ResponsePatch>): boolean {
   const held = res as ServerResponse & { [HELD]?: true };
   if (held[HELD]) return true;
   if (res.headersSent) return false;
@@ -29,7 +30,8 @@ export function holdNodeResponse(res: ServerResponse, finish: (status: number) =
       queue.push({ name, args });
       if (!started) {
         started = true;
-        finish(status ?? res.statusCode).then(release, (error: unknown) => release(errorPatch(error)));
+        // An answer sent whole (res.send) is the argument of its end(); a streamed one is not known yet.
+        finish(status ?? res.statusCode, name === 'end' ? args[0] : undefined).then(release, (error: unknown) => release(errorPatch(error)));
       }
       return result(this);
     };

@@ -19,6 +19,7 @@ export interface SessionRedis {
 export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('EzSession');
   private readonly revoked = new Map<string, number>();
+  private readonly listeners = new Set<(sid: string) => void>();
   private readonly channel: string;
   private subscriber: Redis | undefined;
   private syncedAt = 0;
@@ -44,6 +45,15 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     return false;
   }
 
+  /**
+   * Calls `listener` with each id revoked from now on, as soon as this instance learns of it: here,
+   * from another instance over Redis, or from the database at a sync. Returns the unsubscribe.
+   */
+  onRevoked(listener: (sid: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** Records a revocation here and tells the other instances; the caller has written the tombstone. */
   async announce(sid: string, until: number): Promise<void> {
     this.remember(sid, until);
@@ -65,7 +75,16 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 
   private remember(sid: string, until: number): void {
+    const known = this.has(sid);
     if (until > (this.revoked.get(sid) ?? 0)) this.revoked.set(sid, until);
+    if (known || !this.has(sid)) return;
+    for (const listener of this.listeners) {
+      try {
+        listener(sid);
+      } catch (error) {
+        this.logger.error(`A revocation listener threw: ${(error as Error)?.stack ?? String(error)}`);
+      }
+    }
   }
 
   private async subscribe(client: Redis): Promise<void> {

@@ -6,6 +6,8 @@ export interface SessionUsage {
   readonly: boolean;
   /** `Controller.method`, for messages that must say where a problem is. */
   handler: string;
+  /** Who made the session read-only, named when a change is refused. */
+  reader: string;
 }
 
 const USAGE = Symbol('ezsession:usage');
@@ -15,14 +17,27 @@ const USAGE = Symbol('ezsession:usage');
  * handler, shared by all of its decorators, so `readonly` on `@Session()` also governs `@Flash()`.
  */
 export function recordUsage(target: object, key: string | symbol, usage: Partial<SessionUsage>): SessionUsage {
-  const handler = (target as Record<string | symbol, object>)[key];
-  let recorded = Reflect.getMetadata(USAGE, handler) as SessionUsage | undefined;
+  const method = (target as Record<string | symbol, object>)[key];
+  let recorded = Reflect.getMetadata(USAGE, method) as SessionUsage | undefined;
   if (!recorded) {
-    recorded = { session: false, flash: false, lock: false, readonly: false, handler: `${target.constructor.name}.${String(key)}` };
-    Reflect.defineMetadata(USAGE, recorded, handler);
+    const handler = `${target.constructor.name}.${String(key)}`;
+    recorded = { session: false, flash: false, lock: false, readonly: false, handler, reader: `@Session({ readonly: true }) in ${handler}` };
+    Reflect.defineMetadata(USAGE, recorded, method);
   }
   for (const [name, value] of Object.entries(usage) as Array<[keyof SessionUsage, boolean]>) {
     if (value === true) (recorded as unknown as Record<string, boolean>)[name] = true;
   }
   return recorded;
+}
+
+const socketUsages = new WeakMap<SessionUsage, SessionUsage>();
+
+/** A gateway handler's usage: the same parameters, read-only, since nothing can be written back over a socket. */
+export function overSocket(usage: SessionUsage): SessionUsage {
+  let variant = socketUsages.get(usage);
+  if (!variant) {
+    variant = { ...usage, readonly: true, reader: `the session of a socket in ${usage.handler}` };
+    socketUsages.set(usage, variant);
+  }
+  return variant;
 }

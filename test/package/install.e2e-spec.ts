@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,6 +13,12 @@ const root = resolve(import.meta.dirname, '../../..');
 // What a NestJS 12 app on TypeORM 1 already has. typeorm peers on ioredis ^5, so such an app sits on
 // ioredis 5; the versions are this repo's locked ones so that npm finds them in its cache.
 const APP_PACKAGES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', 'reflect-metadata', 'rxjs', 'typeorm', 'ioredis', 'sql.js'];
+
+// What GraphQL and WebSocket apps add; EzSession lists them as optional peers, and an app without them must not need them.
+const OPTIONAL_TRANSPORTS = [
+  '@nestjs/graphql', '@nestjs/apollo', '@apollo/server', '@nestjs/mercurius', 'mercurius', 'graphql',
+  '@nestjs/websockets', '@nestjs/platform-socket.io', '@nestjs/platform-ws', 'socket.io', 'ws'
+];
 
 // The plainest use, written without a compiler: a session key written by one request, read back by
 // the next with the token the first one was given.
@@ -93,6 +99,23 @@ describe('installing the packed package into a TypeORM 1 app', () => {
     // No copy of its own: the library resolves the app's ioredis.
     const fromLibrary = createRequire(join(workdir, 'node_modules', 'nestjs-ezsession', 'dist', 'index.js')).resolve('ioredis');
     assert.equal(fromLibrary, join(workdir, 'node_modules', 'ioredis', 'built', 'index.js'));
+  });
+
+  it('installs none of the GraphQL and WebSocket packages, which are optional peers', () => {
+    const present = OPTIONAL_TRANSPORTS.filter((name) => existsSync(join(workdir, 'node_modules', name, 'package.json')));
+    assert.deepEqual(present, []);
+  });
+
+  it('ships code that imports no GraphQL or WebSocket package when it loads, and types that name none', () => {
+    const dist = join(workdir, 'node_modules', 'nestjs-ezsession', 'dist');
+    const files = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((file) => /\.(js|d\.ts)$/.test(file));
+    const named = new RegExp(`(?:from\\s*|import\\s*\\(\\s*|require\\(\\s*)['"](${OPTIONAL_TRANSPORTS.map((name) => name.replace(/[./]/g, '\\$&')).join('|')})(?:/[^'"]*)?['"]`);
+    const imports = files.flatMap((file) => {
+      const text = readFileSync(join(dist, file), 'utf8');
+      return text.match(named) ? [`${file}: ${text.match(named)![0]}`] : [];
+    });
+    // The one exception: WsException, loaded with import() when a gateway refuses or fails a message.
+    assert.deepEqual(imports, ["ws/ws-error.js: import('@nestjs/websockets'"]);
   });
 
   it('boots, issues a token for a written session and reads the session back with it', async () => {

@@ -1,0 +1,13 @@
+import { SessionClient, type SessionResponse } from './session-client.js';
+
+/** A GraphQL client over HTTP that keeps its session token like SessionClient (cookie or bearer). */
+export class GraphQLClient extends SessionClient {
+  /** Sends one operation to /graphql; the answer's body is `{ data, errors }`. */
+  operation(query: string, variables?: Record<string, unknown>): Promise<SessionResponse> {
+    return this.post('/graphql', variables === undefined ? { query } : { query, variables });
+  }
+
+  override fork(): GraphQLClient {
+    return new GraphQLClient(this.baseUrl, this.transport, this.token);
+  }
+}
