@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache } from '../cache/session-cache.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
@@ -24,8 +25,12 @@ interface Committed {
   flash: string;
 }
 
-/** How many times a write re-reads and tries again when others keep writing the row first. */
-const MAX_ATTEMPTS = 8;
+/**
+ * How many times a write re-reads and tries again when others keep writing the row first. Another
+ * instance writing one session back to back can win several rounds in a row; after the second loss
+ * a write waits a random moment (up to a millisecond per loss) so that it gets its turn.
+ */
+const MAX_ATTEMPTS = 25;
 
 /** Counts since boot, for the operator view and the bench. */
 export interface WriteCounts {
@@ -87,6 +92,7 @@ export class SessionWriter {
         throw new SessionLockTimeoutError(this.options.lockTimeout);
       }
       this.counts.retries++;
+      if (attempt >= 2) await sleep(Math.random() * attempt);
       base = await this.reread(session, changes, via);
     }
   }
