@@ -135,6 +135,23 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual(JSON.parse(rows[0].data), { n: 2 });
     });
 
+    it('a locked handler reads the row as it is once it has the lock: a write committed while it waited is in what it reads', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/inc');
+      const sid = claimsOf(client.token).sid;
+      const other = await createConnection(testEnv().mysqlUrl);
+      try {
+        await other.query('SELECT GET_LOCK(?, 0)', [lockName(sid)]);
+        const waiting = client.fork().post('/inc');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await other.query(`UPDATE ${options.tableName} SET data = '{"n":41}', version = version + 1 WHERE sid = ?`, [sid]);
+        await other.query('SELECT RELEASE_LOCK(?)', [lockName(sid)]);
+        assert.deepEqual((await waiting).body, { n: 42 });
+      } finally {
+        await other.end();
+      }
+    });
+
     it('also times out against a lock held by another process, through MySQL GET_LOCK itself', async () => {
       const client = new SessionClient(running.url);
       await client.post('/inc');
