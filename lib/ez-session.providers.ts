@@ -1,5 +1,5 @@
 import { Logger, type Provider } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { MemorySessionCache } from './cache/memory-session.cache.js';
 import { RedisSessionCache } from './cache/redis-session.cache.js';
@@ -130,18 +130,26 @@ async function connectRedis(options: ResolvedOptions): Promise<SessionRedis> {
 
   // Fail fast rather than queue or resend: a queued or resent write could land after newer data,
   // and a waiting read would hold the request for ioredis's default reconnect time (about 73 s).
-  // Auto-pipelining writes the commands of concurrent requests issued in one event-loop turn with one
-  // socket write: under load, a syscall per command was the largest cost of a cached read.
-  const defaults = {
-    enableAutoPipelining: true,
-    lazyConnect: true,
-    enableOfflineQueue: false,
+  const connection = {
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 1,
     commandTimeout: options.redisCommandTimeout,
     connectTimeout: 2000
   };
-  const client = typeof redis === 'string' ? new Redis(redis, defaults) : new Redis({ ...defaults, ...redis, lazyConnect: true });
+  // Auto-pipelining writes the commands of concurrent requests issued in one event-loop turn with one
+  // socket write: under load, a syscall per command was the largest cost of a cached read.
+  const client =
+    typeof redis === 'string'
+      ? new Redis(redis, { ...connection, enableAutoPipelining: true, enableOfflineQueue: false, lazyConnect: true })
+      : 'cluster' in redis
+        ? new Cluster(redis.cluster, {
+            enableAutoPipelining: true,
+            enableOfflineQueue: false,
+            ...redis.options,
+            redisOptions: { ...connection, ...redis.options?.redisOptions },
+            lazyConnect: true
+          })
+        : new Redis({ ...connection, enableAutoPipelining: true, enableOfflineQueue: false, ...redis, lazyConnect: true });
   let lastError = 0;
   client.on('error', (error: Error) => {
     if (Date.now() - lastError > 10_000) logger.warn(`Redis: ${error.message}`);
@@ -151,6 +159,6 @@ async function connectRedis(options: ResolvedOptions): Promise<SessionRedis> {
   return { client, owned: true };
 }
 
-function isRedisClient(value: unknown): value is Redis {
+function isRedisClient(value: unknown): value is Redis | Cluster {
   return typeof (value as Redis | undefined)?.sendCommand === 'function';
 }

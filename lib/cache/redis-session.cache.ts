@@ -1,30 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
-import { LEASE_MS, SessionCache, decodeCached, encodeCached, type CachedSession } from './session-cache.js';
-
-/** Writes a committed value unless the entry holds that version or a newer one; a lease or anything unversioned is replaced. */
-const SET_IF_NEWER = `local current = redis.call('GET', KEYS[1])
-if current then
-  local version = tonumber(string.match(current, '^v(%d+)\\n'))
-  if version and version >= tonumber(ARGV[1]) then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1`;
-
-/** Refills only while the reader's lease is still what the key holds. */
-const FILL_IF_LEASED = `if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0`;
+import type { Cluster, Redis } from 'ioredis';
+import { FILL_IF_LEASED, READ_CURRENT, SET_IF_NEWER, TAKE_LEASE } from './cache-scripts.js';
+import { LEASE_MS, SessionCache, decodeCached, encodeUnstamped, type CachedSession } from './session-cache.js';
 
 /**
- * Redis cache: one GET per stored read, one script call per write (the version guard runs in
- * Redis, so it costs no extra round trip), one DEL per removal; a miss adds a lease (SET NX) and
- * the guarded refill. When a write or DEL fails, Redis may still hold the value it replaced; such
- * sessions are read from MySQL and their keys deleted as soon as Redis answers again, before any
- * cached read. Every key is one session's alone, so every command and script is single-key.
+ * Redis cache (a single server, Sentinel, or a Cluster): one script call per stored read and per
+ * write (their checks run in Redis, so they cost no extra round trip; see cache-scripts.ts), one
+ * DEL per removal; a miss adds a lease and the guarded refill. When a write or DEL fails, Redis may
+ * still hold the value it replaced; such sessions are read from MySQL and their keys deleted as
+ * soon as Redis answers again, before any cached read. Every key is one session's alone, so every
+ * command and script is single-key.
  */
 export class RedisSessionCache extends SessionCache {
   private readonly logger = new Logger('EzSession');
@@ -35,14 +21,14 @@ export class RedisSessionCache extends SessionCache {
   private lastWarning = 0;
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     private readonly keyPrefix: string
   ) {
     super();
     client.on('ready', () => {
       void this.purgeStale();
       // Loaded ahead, so that the first write after a start or a Redis restart is one EVALSHA, not a NOSCRIPT and an EVAL.
-      for (const source of [SET_IF_NEWER, FILL_IF_LEASED]) void this.client.script('LOAD', source).catch(() => undefined);
+      for (const source of SCRIPTS) void this.client.script('LOAD', source).catch(() => undefined);
     });
     if (client.status === 'ready') client.emit('ready');
   }
@@ -54,16 +40,19 @@ export class RedisSessionCache extends SessionCache {
 
   // Plain promise callbacks, not an async function: this runs on every stored read.
   private read(sid: string): Promise<CachedSession | undefined> {
-    return this.client.get(this.keyPrefix + sid).then(decodeCached, (error: unknown) => {
-      this.warn('read', error);
-      return undefined;
-    });
+    return this.script(READ_CURRENT, this.keyPrefix + sid, []).then(
+      (text) => decodeCached(text as string | null),
+      (error: unknown) => {
+        this.warn('read', error);
+        return undefined;
+      }
+    );
   }
 
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1) return this.delete(sid);
     try {
-      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [String(value.version), encodeCached(value), String(Math.floor(ttlMs))]);
+      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
     } catch (error) {
       this.markStale(sid, 'write', error);
     }
@@ -73,7 +62,7 @@ export class RedisSessionCache extends SessionCache {
     if (this.stale.has(sid)) return undefined;
     const lease = `lease:${randomBytes(9).toString('base64url')}`;
     try {
-      return (await this.client.set(this.keyPrefix + sid, lease, 'PX', LEASE_MS, 'NX')) === 'OK' ? lease : undefined;
+      return Number(await this.script(TAKE_LEASE, this.keyPrefix + sid, [lease, String(LEASE_MS)])) === 1 ? lease : undefined;
     } catch (error) {
       this.warn('lease', error);
       return undefined;
@@ -83,7 +72,7 @@ export class RedisSessionCache extends SessionCache {
   async fill(sid: string, lease: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1 || this.stale.has(sid)) return;
     try {
-      await this.script(FILL_IF_LEASED, this.keyPrefix + sid, [lease, encodeCached(value), String(Math.floor(ttlMs))]);
+      await this.script(FILL_IF_LEASED, this.keyPrefix + sid, [lease, String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
     } catch (error) {
       this.warn('refill', error);
     }
@@ -98,14 +87,11 @@ export class RedisSessionCache extends SessionCache {
   }
 
   /** EVALSHA, and EVAL once when the server does not know the script yet (after a restart, on a new cluster node). */
-  private async script(source: string, key: string, args: string[]): Promise<unknown> {
-    const sha = scriptSha(source);
-    try {
-      return await this.client.evalsha(sha, 1, key, ...args);
-    } catch (error) {
+  private script(source: string, key: string, args: string[]): Promise<unknown> {
+    return this.client.evalsha(scriptSha(source), 1, key, ...args).catch((error: unknown) => {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
       return this.client.eval(source, 1, key, ...args);
-    }
+    });
   }
 
   private markStale(sid: string, operation: string, error: unknown): void {
@@ -138,6 +124,7 @@ export class RedisSessionCache extends SessionCache {
   }
 }
 
+const SCRIPTS = [READ_CURRENT, SET_IF_NEWER, TAKE_LEASE, FILL_IF_LEASED];
 const shas = new Map<string, string>();
 function scriptSha(source: string): string {
   let sha = shas.get(source);

@@ -29,10 +29,15 @@ export abstract class SessionCache {
 /** How long a lease stands: long enough for one SELECT, short enough that a crashed reader's lease is soon gone. */
 export const LEASE_MS = 5_000;
 
-// `v<version>` first: a lease, or an entry an older release wrote (it began with a digit), never
-// passes for a value. JSON.stringify never emits a raw newline, so newlines separate the parts.
-export function encodeCached(value: CachedSession): string {
-  return `v${value.version}\n${value.expiresAt}\n${value.data}\n${value.flash}`;
+/** An entry without its version stamp (the cache's scripts add `v<version>.<replid>` in Redis). */
+export function encodeUnstamped(value: CachedSession): string {
+  return `${value.expiresAt}\n${value.data}\n${value.flash}`;
+}
+
+// `v` first: a lease, or an entry an older release wrote (it began with a digit), never passes for a
+// value. JSON.stringify never emits a raw newline, so newlines separate the parts without escaping.
+export function encodeCached(value: CachedSession, stamp = ''): string {
+  return `v${value.version}${stamp ? `.${stamp}` : ''}\n${encodeUnstamped(value)}`;
 }
 
 /** An entry, or `undefined` for nothing, a lease, or an entry an older release wrote. */
@@ -42,7 +47,8 @@ export function decodeCached(text: string | null | undefined): CachedSession | u
   const second = text.indexOf('\n', first + 1);
   const third = text.indexOf('\n', second + 1);
   if (first < 0 || second < 0 || third < 0) return undefined;
-  const version = Number(text.slice(1, first));
+  const dot = text.indexOf('.', 1);
+  const version = Number(text.slice(1, dot > 0 && dot < first ? dot : first));
   const expiresAt = Number(text.slice(first + 1, second));
   if (!Number.isInteger(version) || !Number.isFinite(expiresAt)) return undefined;
   return { version, expiresAt, data: text.slice(second + 1, third), flash: text.slice(third + 1) };

@@ -1,4 +1,4 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { DataSource, DataSourceOptions } from 'typeorm';
 
 /** A signing key with an id, for rotation: the first key signs, every listed key verifies. */
@@ -51,6 +51,12 @@ export interface EzSessionEvent {
 /** Callbacks for auditing; an exception thrown by one is logged and does not affect the request. */
 export type EzSessionHooks = Partial<Record<EzSessionEvent['type'], (event: EzSessionEvent) => void>>;
 
+/** A Redis Cluster for EzSession to connect to: its startup nodes, and ioredis `Cluster` options. */
+export interface EzSessionRedisCluster {
+  cluster: ClusterNode[];
+  options?: ClusterOptions;
+}
+
 /** What `EzSessionGuard` requires of a request's session; absent or `null` values count as missing. */
 export interface EzSessionRequirement {
   /** Top-level session keys (checked with one read of the session). */
@@ -70,10 +76,12 @@ export interface EzSessionModuleOptions {
    */
   database: DataSourceOptions | DataSource;
   /**
-   * The cache: ioredis options, a `redis://` URL, or an ioredis client (used as is, never closed by
-   * EzSession). Omitted: an in-process cache, fit for one instance only (a warning says so at boot).
+   * The cache, and the channel that spreads revocations: a `redis://` URL, ioredis options (with
+   * `sentinels` and `name` for Sentinel), `{ cluster: nodes, options }` for a Redis Cluster, or an
+   * ioredis `Redis` or `Cluster` client (used as is, never closed by EzSession). Omitted: an
+   * in-process cache, fit for one instance only (a warning says so at boot).
    */
-  redis?: RedisOptions | string | Redis;
+  redis?: RedisOptions | string | Redis | Cluster | EzSessionRedisCluster;
   cookie?: EzSessionCookieOptions;
   /** Response header that carries a newly issued token. Default `'x-session-token'`. */
   headerName?: string;
@@ -107,6 +115,12 @@ export interface EzSessionModuleOptions {
   clockSkew?: number;
   /** Milliseconds a Redis command may take before the cache is bypassed. Default 500. */
   redisCommandTimeout?: number;
+  /**
+   * Seconds between two reads of the revocations other instances recorded, in case a message over
+   * Redis was missed (Redis down, a failover): the longest a revoked token can still be accepted
+   * when pub/sub is not delivering. Default 5; 0 turns it off.
+   */
+  revocationSyncInterval?: number;
   /** What `EzSessionGuard` requires on routes without their own `@RequireSession(...)`. Default: none. */
   guard?: EzSessionRequirement;
 }

@@ -1,8 +1,8 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { EzSessionConfigError } from '../ez-session.errors.js';
-import type { EzSessionHooks, EzSessionModuleOptions, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
+import type { EzSessionHooks, EzSessionModuleOptions, EzSessionRedisCluster, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
 
 export type StoreDialect = 'mysql' | 'sqlite';
 
@@ -16,7 +16,7 @@ export interface ResolvedOptions {
   keys: SigningKey[];
   database: DataSourceOptions | DataSource;
   dialect: StoreDialect;
-  redis: RedisOptions | string | Redis | undefined;
+  redis: RedisOptions | string | Redis | Cluster | EzSessionRedisCluster | undefined;
   cookie: {
     name: string;
     secure: boolean;
@@ -41,6 +41,7 @@ export interface ResolvedOptions {
   clockSkew: number;
   redisCommandTimeout: number;
   guard: EzSessionRequirement | undefined;
+  revocationSyncInterval: number;
 }
 
 const MYSQL_TYPES = new Set(['mysql', 'mariadb']);
@@ -98,7 +99,8 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     maxSessionBytes: bounded('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 256, 15 * 1024 * 1024),
     clockSkew: bounded('clockSkew', options.clockSkew, 30, 0, 300),
     redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000),
-    guard: resolveRequirement(options.guard)
+    guard: resolveRequirement(options.guard),
+    revocationSyncInterval: bounded('revocationSyncInterval', options.revocationSyncInterval, 5, 0, 3600)
   };
 }
 

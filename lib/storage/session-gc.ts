@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
-import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository } from './session.repository.js';
 
 /**
@@ -17,8 +16,7 @@ export class SessionGarbageCollector implements OnApplicationBootstrap, OnApplic
 
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly repository: SessionRepository,
-    private readonly revocations: RevocationRegistry
+    private readonly repository: SessionRepository
   ) {}
 
   onApplicationBootstrap(): void {
@@ -50,7 +48,6 @@ export class SessionGarbageCollector implements OnApplicationBootstrap, OnApplic
       // the database's time from the requests it shares it with, however big the backlog.
       await sleep(Math.min(1000, performance.now() - started));
     }
-    await this.revocations.resync();
     return total;
   }
 }

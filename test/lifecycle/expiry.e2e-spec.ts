@@ -73,7 +73,7 @@ for (const adapter of ADAPTERS) {
       await client.post('/set', { cart: ['book'] });
       const usage = await counters.measure(() => client.get('/me'));
       assert.equal(usage.result.issued, undefined);
-      assert.deepEqual({ redis: usage.redis.sent, mysql: usage.mysql.queries }, { redis: { get: 1 }, mysql: 0 });
+      assert.deepEqual({ redis: usage.redis.sent, mysql: usage.mysql.queries }, { redis: { evalsha: 1 }, mysql: 0 });
     });
 
     it('extends a stored row at most once per half window, with one UPDATE', async () => {
