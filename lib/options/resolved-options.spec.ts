@@ -69,7 +69,8 @@ describe('resolveOptions', () => {
         maxSessionBytes: 1024 * 1024,
         clockSkew: 30,
         redisCommandTimeout: 500,
-        guard: undefined
+        guard: undefined,
+        revocationSyncInterval: 5
       });
     });
 
@@ -204,7 +205,8 @@ describe('resolveOptions', () => {
       ['lockTimeout', 0.1, 300],
       ['maxSessionBytes', 256, 15 * 1024 * 1024],
       ['clockSkew', 0, 300],
-      ['redisCommandTimeout', 10, 60_000]
+      ['redisCommandTimeout', 10, 60_000],
+      ['revocationSyncInterval', 0, 3600]
     ];
     for (const [option, min, max] of BOUNDS) {
       it(`refuses ${option} outside ${min} to ${max}, or not a finite number`, () => {
