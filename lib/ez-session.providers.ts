@@ -4,6 +4,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { MemorySessionCache } from './cache/memory-session.cache.js';
 import { RedisSessionCache } from './cache/redis-session.cache.js';
 import { SessionCache } from './cache/session-cache.js';
+import { EZ_SESSION_CLOCK } from './clock/session-clock.js';
 import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import { EzSessionConfigError } from './ez-session.errors.js';
 import { EZ_SESSION_MODULE_OPTIONS } from './ez-session.module-definition.js';
@@ -22,6 +23,7 @@ const logger = new Logger('EzSession');
 
 export const ezSessionProviders: Provider[] = [
   { provide: EZ_SESSION_OPTIONS, useFactory: resolveOptions, inject: [EZ_SESSION_MODULE_OPTIONS] },
+  { provide: EZ_SESSION_CLOCK, useFactory: (options: ResolvedOptions) => options.clock, inject: [EZ_SESSION_OPTIONS] },
   { provide: SessionTokenCodec, useFactory: (options: ResolvedOptions) => new SessionTokenCodec(options), inject: [EZ_SESSION_OPTIONS] },
   { provide: EZ_SESSION_DATA_SOURCE, useFactory: openDataSource, inject: [EZ_SESSION_OPTIONS] },
   {

@@ -65,6 +65,14 @@ export interface EzSessionRequirement {
   claims?: string[];
 }
 
+/**
+ * Where EzSession reads the time: `now()` in milliseconds since the epoch, as `Date.now()`. Tests
+ * pass a clock they move forward, so that sessions, tokens and cache entries expire without waiting.
+ */
+export interface EzSessionClock {
+  now(): number;
+}
+
 /** Options of `EzSessionModule.forRoot()`; every duration is in seconds. */
 export interface EzSessionModuleOptions {
   /** HS256 signing secret (at least 32 characters), or a key ring for rotation. Required. */
@@ -123,4 +131,9 @@ export interface EzSessionModuleOptions {
   revocationSyncInterval?: number;
   /** What `EzSessionGuard` requires on routes without their own `@RequireSession(...)`. Default: none. */
   guard?: EzSessionRequirement;
+  /**
+   * The time every expiry is decided by (tokens, sessions, cache entries, tombstones, GC); lock and
+   * statement timeouts and Redis TTLs stay on real time. Default: the system clock (`Date.now()`).
+   */
+  clock?: EzSessionClock;
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DataSource } from 'typeorm';
+import { systemClock } from '../clock/session-clock.js';
 import { EzSessionConfigError } from '../ez-session.errors.js';
 import type { EzSessionModuleOptions } from '../interfaces/ez-session-options.interface.js';
 import { resolveOptions, type ResolvedOptions } from './resolved-options.js';
@@ -70,7 +71,8 @@ describe('resolveOptions', () => {
         clockSkew: 30,
         redisCommandTimeout: 500,
         guard: undefined,
-        revocationSyncInterval: 5
+        revocationSyncInterval: 5,
+        clock: systemClock
       });
     });
 
@@ -297,6 +299,44 @@ describe('resolveOptions', () => {
     it('refuses a __Secure- cookie that is not secure, whatever the case of the prefix', () => {
       refuses({ cookie: { name: '__Secure-s', secure: false } }, 'cookie.name', 'uses the __Secure- prefix, which needs secure: true');
       refuses({ cookie: { name: '__SECURE-s', secure: false } }, 'cookie.name');
+    });
+  });
+
+  describe('clock', () => {
+    it('reads the time from the system clock when no clock is given', () => {
+      const before = Date.now();
+      const reading = resolve().clock.now();
+      assert.ok(reading >= before && reading <= Date.now(), `${reading} is not the time now`);
+    });
+
+    it('keeps the clock it is given, which the app can move', () => {
+      let time = 1_800_000_000_000;
+      const clock = { now: () => time };
+      const resolved = resolve({ clock });
+      assert.equal(resolved.clock, clock);
+      time += 60_000;
+      assert.equal(resolved.clock.now(), 1_800_000_060_000);
+    });
+
+    it('refuses a clock without a now() method', () => {
+      const problem = 'must be an object with a now() method returning milliseconds since the epoch, as Date.now()';
+      for (const clock of [null, 1_800_000_000_000, () => 1_800_000_000_000, { now: 1_800_000_000_000 }]) refuses({ clock }, 'clock', problem);
+    });
+
+    it('refuses a clock whose now() is seconds, monotonic, microseconds or not a number', () => {
+      for (const reading of [1_800_000_000, 12_345.6, 1_800_000_000_000_000, Number.NaN, '1800000000000', undefined]) {
+        refuses({ clock: { now: () => reading } }, 'clock');
+      }
+      assert.throws(() => resolve({ clock: { now: () => 1_800_000_000 } }), /must return milliseconds since the epoch from now\(\), as Date\.now\(\) \(about \d+ now\); got 1800000000$/);
+    });
+
+    it('refuses a clock whose now() throws, with what it threw', () => {
+      const clock = {
+        now: () => {
+          throw new Error('not started');
+        }
+      };
+      refuses({ clock }, 'clock', 'threw from now(): not started');
     });
   });
 

@@ -1,8 +1,9 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
+import { systemClock } from '../clock/session-clock.js';
 import { EzSessionConfigError } from '../ez-session.errors.js';
-import type { EzSessionHooks, EzSessionModuleOptions, EzSessionRedisCluster, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
+import type { EzSessionClock, EzSessionHooks, EzSessionModuleOptions, EzSessionRedisCluster, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
 
 export type StoreDialect = 'mysql' | 'sqlite';
 
@@ -42,6 +43,7 @@ export interface ResolvedOptions {
   redisCommandTimeout: number;
   guard: EzSessionRequirement | undefined;
   revocationSyncInterval: number;
+  clock: EzSessionClock;
 }
 
 const MYSQL_TYPES = new Set(['mysql', 'mariadb']);
@@ -100,7 +102,8 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     clockSkew: bounded('clockSkew', options.clockSkew, 30, 0, 300),
     redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000),
     guard: resolveRequirement(options.guard),
-    revocationSyncInterval: bounded('revocationSyncInterval', options.revocationSyncInterval, 5, 0, 3600)
+    revocationSyncInterval: bounded('revocationSyncInterval', options.revocationSyncInterval, 5, 0, 3600),
+    clock: resolveClock(options.clock)
   };
 }
 
@@ -208,6 +211,28 @@ function resolveRequirement(requirement: EzSessionModuleOptions['guard']): EzSes
     throw new EzSessionConfigError('guard', 'needs at least one of keys or claims, e.g. { keys: ["userId"] }');
   }
   return resolved;
+}
+
+/**
+ * The clock is read once here: a reading that is not milliseconds since the epoch (seconds, say,
+ * or a monotonic `performance.now()`) would put every token and row decades off.
+ */
+function resolveClock(clock: EzSessionModuleOptions['clock']): EzSessionClock {
+  if (clock === undefined) return systemClock;
+  if (typeof clock?.now !== 'function') {
+    throw new EzSessionConfigError('clock', 'must be an object with a now() method returning milliseconds since the epoch, as Date.now()');
+  }
+  let reading: unknown;
+  try {
+    reading = clock.now();
+  } catch (error) {
+    throw new EzSessionConfigError('clock', `threw from now(): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  // 1973 to 5138: milliseconds, not seconds (1.8e9) or microseconds (1.8e15), and within what a token's claims hold.
+  if (typeof reading !== 'number' || !Number.isFinite(reading) || reading < 1e11 || reading >= 1e14) {
+    throw new EzSessionConfigError('clock', `must return milliseconds since the epoch from now(), as Date.now() (about ${systemClock.now()} now); got ${typeof reading === 'string' ? JSON.stringify(reading) : String(reading)}`);
+  }
+  return clock;
 }
 
 function bounded(option: string, value: number | undefined, fallback: number, min: number, max: number): number {
