@@ -152,10 +152,10 @@ async function connectRedis(options: ResolvedOptions): Promise<SessionRedis> {
             lazyConnect: true
           })
         : new Redis({ ...connection, enableAutoPipelining: true, enableOfflineQueue: false, ...redis, lazyConnect: true });
-  let lastError = 0;
+  let lastError = -Infinity;
   client.on('error', (error: Error) => {
-    if (Date.now() - lastError > 10_000) logger.warn(`Redis: ${error.message}`);
-    lastError = Date.now();
+    if (performance.now() - lastError > 10_000) logger.warn(`Redis: ${error.message}`);
+    lastError = performance.now();
   });
   await client.connect().catch((error: Error) => logger.warn(`Redis is not reachable at boot (${error.message}); reads fall back to the database until it is`));
   return { client, owned: true };

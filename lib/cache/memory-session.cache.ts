@@ -8,6 +8,8 @@ type Entry = { value: CachedSession; until: number } | { lease: string; until: n
 /**
  * In-process cache for a single instance (development, tests of one process), with the same
  * rules as the Redis one: newer versions win, refills need a lease. Bounded; oldest entries go first.
+ * TTLs run on the monotonic clock, as Redis's do on its own: whether the session itself has ended
+ * is decided by the reader, against the `expiresAt` every entry carries.
  */
 export class MemorySessionCache extends SessionCache {
   private readonly entries = new Map<string, Entry>();
@@ -20,19 +22,19 @@ export class MemorySessionCache extends SessionCache {
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
     const entry = this.live(sid);
     if (entry && 'value' in entry && entry.value.version >= value.version) return;
-    this.put(sid, { value, until: Date.now() + ttlMs }, ttlMs);
+    this.put(sid, { value, until: performance.now() + ttlMs }, ttlMs);
   }
 
   async lease(sid: string): Promise<string | undefined> {
     if (this.live(sid)) return undefined;
     const lease = randomBytes(9).toString('base64url');
-    this.put(sid, { lease, until: Date.now() + LEASE_MS }, LEASE_MS);
+    this.put(sid, { lease, until: performance.now() + LEASE_MS }, LEASE_MS);
     return lease;
   }
 
   async fill(sid: string, lease: string, value: CachedSession, ttlMs: number): Promise<void> {
     const entry = this.live(sid);
-    if (entry && 'lease' in entry && entry.lease === lease) this.put(sid, { value, until: Date.now() + ttlMs }, ttlMs);
+    if (entry && 'lease' in entry && entry.lease === lease) this.put(sid, { value, until: performance.now() + ttlMs }, ttlMs);
   }
 
   async delete(sid: string): Promise<void> {
@@ -41,7 +43,7 @@ export class MemorySessionCache extends SessionCache {
 
   private live(sid: string): Entry | undefined {
     const entry = this.entries.get(sid);
-    if (entry && entry.until <= Date.now()) {
+    if (entry && entry.until <= performance.now()) {
       this.entries.delete(sid);
       return undefined;
     }

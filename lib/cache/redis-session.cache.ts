@@ -18,7 +18,7 @@ export class RedisSessionCache extends SessionCache {
   private readonly stale = new Map<string, number>();
   private generation = 0;
   private purging: Promise<void> | undefined;
-  private lastWarning = 0;
+  private lastWarning = -Infinity;
 
   constructor(
     private readonly client: Redis | Cluster,
@@ -117,7 +117,7 @@ export class RedisSessionCache extends SessionCache {
 
   // One line per 10 s at most: an outage must not flood the log with a line per request.
   private warn(operation: string, error: unknown): void {
-    const now = Date.now();
+    const now = performance.now();
     if (now - this.lastWarning < 10_000) return;
     this.lastWarning = now;
     this.logger.warn(`Redis ${operation} failed, serving from the database: ${error instanceof Error ? error.message : String(error)}`);
