@@ -8,6 +8,7 @@ import { EZ_SESSION_CLOCK } from './clock/session-clock.js';
 import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import { EzSessionConfigError } from './ez-session.errors.js';
 import { EZ_SESSION_MODULE_OPTIONS } from './ez-session.module-definition.js';
+import type { EzSessionClock } from './interfaces/ez-session-options.interface.js';
 import { resolveOptions, type ResolvedOptions } from './options/resolved-options.js';
 import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionRepository } from './storage/session.repository.js';
@@ -28,8 +29,8 @@ export const ezSessionProviders: Provider[] = [
   { provide: EZ_SESSION_DATA_SOURCE, useFactory: openDataSource, inject: [EZ_SESSION_OPTIONS] },
   {
     provide: SessionRepository,
-    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource) => {
-      const repository = new SessionRepository(dataSource, options);
+    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource, clock: EzSessionClock) => {
+      const repository = new SessionRepository(dataSource, options, clock);
       await repository.prepare().catch(async (error: Error) => {
         // The boot stops here, so no shutdown hook will run: what EzSession opened is closed now.
         if (owned) await dataSource.destroy().catch(() => undefined);
@@ -42,7 +43,7 @@ export const ezSessionProviders: Provider[] = [
       });
       return repository;
     },
-    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE]
+    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE, EZ_SESSION_CLOCK]
   },
   { provide: EZ_SESSION_REDIS, useFactory: connectRedis, inject: [EZ_SESSION_OPTIONS] },
   {

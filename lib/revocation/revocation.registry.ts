@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
+import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from '../ez-session.constants.js';
+import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { SessionRepository } from '../storage/session.repository.js';
 
@@ -31,7 +33,8 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly repository: SessionRepository,
-    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {
     this.channel = `${options.keyPrefix}revoked`;
   }
@@ -48,7 +51,7 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   has(sid: string): boolean {
     const until = this.revoked.get(sid);
     if (until === undefined) return false;
-    if (until > Date.now()) return true;
+    if (until > this.clock.now()) return true;
     this.revoked.delete(sid);
     return false;
   }
@@ -75,7 +78,7 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
 
   /** Re-reads tombstones written since the last sync (with a margin for clock differences) and drops expired ones. */
   async resync(): Promise<void> {
-    const startedAt = Date.now();
+    const startedAt = this.clock.now();
     for (const { sid, until } of await this.repository.revokedSince(this.syncedAt - 60_000)) this.remember(sid, until);
     this.syncedAt = startedAt;
     for (const [sid, until] of this.revoked) if (until <= startedAt) this.revoked.delete(sid);

@@ -1,10 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import type { HttpRequestLike } from '../http/http-request.js';
+import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import type { SessionClaims } from '../token/session-claims.js';
-import { SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
+import { SessionTokenCodec } from '../token/session-token.codec.js';
 import { readToken } from '../token/token-transport.js';
 import { RequestSession, type SessionOwner } from './request-session.js';
 import { SessionEvents } from './session-events.js';
@@ -23,12 +25,13 @@ export class SessionOpener {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly codec: SessionTokenCodec,
     private readonly revocations: RevocationRegistry,
-    private readonly events: SessionEvents
+    private readonly events: SessionEvents,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {}
 
   open(request: HttpRequestLike, owner: SessionOwner): RequestSession {
-    const now = nowSeconds();
-    const exactNow = Date.now() / 1000;
+    const exactNow = this.clock.now() / 1000;
+    const now = Math.floor(exactNow);
     const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
     let claims: SessionClaims | undefined;
     let fingerprint: string | undefined | null;

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache } from '../cache/session-cache.js';
+import { EZ_SESSION_CLOCK, toSeconds } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { SessionLockTimeoutError } from '../ez-session.errors.js';
+import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { KeyedMutex } from '../storage/keyed-mutex.js';
 import { SessionRepository, type SessionRow, type Via } from '../storage/session.repository.js';
-import { nowSeconds } from '../token/session-token.codec.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
 import { cacheTtl, expiryFrom } from './session-lifetime.js';
 import { decodeStored, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
@@ -60,7 +61,8 @@ export class SessionWriter {
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly repository: SessionRepository,
-    private readonly cache: SessionCache
+    private readonly cache: SessionCache,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {}
 
   /** Writes the request's changes; `session.stored` and the session's row version follow what is stored. */
@@ -114,7 +116,7 @@ export class SessionWriter {
 
     const encoded = encodeDocument(document, this.options.maxSessionBytes);
     const createdAt = session.createdAt * 1000;
-    const expiresAt = expiryFrom(this.options, Date.now(), createdAt);
+    const expiresAt = expiryFrom(this.options, this.clock.now(), createdAt);
     const row = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(session, document) };
     let written: number;
     if (version !== undefined) {
@@ -125,12 +127,12 @@ export class SessionWriter {
       if (outcome === 'exists') return false;
       if (outcome === 'revoked') {
         // Revoked (on another instance) since the token was checked: the data goes to a new session.
-        session.restart(nowSeconds());
+        session.restart(toSeconds(this.clock.now()));
         return this.attempt(session, base, via);
       }
       written = 1;
     }
-    await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt));
+    await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt, this.clock.now()));
     session.stored = true;
     session.loadedVersion = written;
     if (this.queue.busy(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
@@ -145,7 +147,7 @@ export class SessionWriter {
     if (session.stored || session.loadedVersion !== undefined) {
       // The session ended while this request ran (destroyed, revoked, expired): writing would bring
       // it back under its old id. What this request changed starts a new one.
-      session.restart(nowSeconds());
+      session.restart(toSeconds(this.clock.now()));
     }
     return { version: undefined, document: applyChanges(emptyDocument(), changes) };
   }

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache, type CachedSession } from '../cache/session-cache.js';
+import { EZ_SESSION_CLOCK, toSeconds } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { SessionClaimError, SessionLockTimeoutError } from '../ez-session.errors.js';
+import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
-import { MAX_TOKEN_BYTES, SessionTokenCodec, nowSeconds } from '../token/session-token.codec.js';
+import { MAX_TOKEN_BYTES, SessionTokenCodec } from '../token/session-token.codec.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
 import { decodeStored, emptyDocument } from './session-document.js';
 import { SessionEvents } from './session-events.js';
@@ -35,7 +37,8 @@ export class SessionManager {
     private readonly cache: SessionCache,
     private readonly writer: SessionWriter,
     private readonly revocations: RevocationRegistry,
-    private readonly events: SessionEvents
+    private readonly events: SessionEvents,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {}
 
   /**
@@ -71,7 +74,7 @@ export class SessionManager {
     if (!row && session.stored) {
       // The token says stored but the row is gone (ended): a new session, whose fresh id needs no lock.
       await this.release(session);
-      session.restart(nowSeconds());
+      session.restart(toSeconds(this.clock.now()));
       row = undefined;
     }
     session.loadedVersion = row?.version;
@@ -126,10 +129,10 @@ export class SessionManager {
   async regenerate(session: RequestSession): Promise<void> {
     const previousSid = session.sid;
     const sid = randomUUID();
-    const createdAt = Date.now();
+    const createdAt = this.clock.now();
     let moved: SessionRow | undefined;
     await this.underLock(session, async (lock) => {
-      await this.repository.revoke(lock, revocationEnd(this.options), { keepRow: true });
+      await this.repository.revoke(lock, revocationEnd(this.options, this.clock.now()), { keepRow: true });
       let copied: number | undefined;
       for (let move = 1; ; move++) {
         const row = await this.repository.find(previousSid, lock);
@@ -142,22 +145,22 @@ export class SessionManager {
         if ((await this.repository.delete(previousSid, row.version, lock)) || move === MAX_MOVES) break;
       }
     });
-    if (moved) await this.cache.set(sid, { data: moved.data, flash: moved.flash ?? '{}', expiresAt: moved.expiresAt, version: moved.version }, cacheTtl(this.options, moved.expiresAt));
+    if (moved) await this.cache.set(sid, { data: moved.data, flash: moved.flash ?? '{}', expiresAt: moved.expiresAt, version: moved.version }, cacheTtl(this.options, moved.expiresAt, this.clock.now()));
     await this.cache.delete(previousSid);
-    await this.revocations.announce(previousSid, revocationEnd(this.options));
+    await this.revocations.announce(previousSid, revocationEnd(this.options, this.clock.now()));
     session.stored = moved !== undefined;
     // The row moved may hold writes the request did not read: its next write starts from the row.
-    session.moveTo(sid, nowSeconds(), undefined);
+    session.moveTo(sid, toSeconds(this.clock.now()), undefined);
     this.events.emit({ type: 'regenerated', sid, previousSid });
   }
 
   /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
   async destroy(session: RequestSession): Promise<void> {
     const sid = session.sid;
-    await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options)));
+    await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
     await this.cache.delete(sid);
-    await this.revocations.announce(sid, revocationEnd(this.options));
-    session.restart(nowSeconds());
+    await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
+    session.restart(toSeconds(this.clock.now()));
     session.destroyed = true;
     session.forgetStoredData();
     this.events.emit({ type: 'destroyed', sid });
@@ -165,16 +168,17 @@ export class SessionManager {
 
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
   async revoke(sid: string): Promise<void> {
-    await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, revocationEnd(this.options)));
+    await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
     await this.cache.delete(sid);
-    await this.revocations.announce(sid, revocationEnd(this.options));
+    await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
     this.events.emit({ type: 'revoked', sid });
   }
 
   /** The cached copy (one Redis GET), else the row (one SELECT), which then refills the cache. */
   private readStored(session: RequestSession): Promise<void> {
     return this.cache.get(session.sid).then((cached) => {
-      if (cached && cached.expiresAt > Date.now()) {
+      // Redis expires the entry on its own time; the session's end is checked here, on the session clock.
+      if (cached && cached.expiresAt > this.clock.now()) {
         session.loading = undefined;
         if (!session.loaded) this.attachStored(session, cached);
         return undefined;
@@ -189,7 +193,7 @@ export class SessionManager {
       const lease = await this.cache.lease(session.sid);
       const row = await this.repository.find(session.sid);
       const found: CachedSession | undefined = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt, version: row.version };
-      if (found && lease) await this.cache.fill(session.sid, lease, found, cacheTtl(this.options, found.expiresAt));
+      if (found && lease) await this.cache.fill(session.sid, lease, found, cacheTtl(this.options, found.expiresAt, this.clock.now()));
       if (session.loaded) return; // a locked read got there first
       this.attachStored(session, found);
     } finally {
@@ -203,7 +207,7 @@ export class SessionManager {
       // The token says stored, but the session ended (idle expiry, destroyed elsewhere): start a
       // new one rather than resurrect the old id.
       this.events.emit({ type: 'expired', sid: session.sid, reason: 'idle' });
-      session.restart(nowSeconds());
+      session.restart(toSeconds(this.clock.now()));
       session.attach(emptyDocument());
       return;
     }
@@ -224,7 +228,7 @@ export class SessionManager {
    */
   private async extendIfDue(session: RequestSession): Promise<void> {
     if (!this.extensionDue(session)) return;
-    await this.repository.touch(session.sid, expiryFrom(this.options, Date.now(), session.createdAt * 1000));
+    await this.repository.touch(session.sid, expiryFrom(this.options, this.clock.now(), session.createdAt * 1000));
     await this.cache.delete(session.sid);
   }
 
@@ -232,7 +236,7 @@ export class SessionManager {
   private extensionDue(session: RequestSession): boolean {
     const loaded = session.loadedExpiresAt;
     if (!session.stored || loaded === undefined) return false;
-    const now = Date.now();
+    const now = this.clock.now();
     return loaded - now <= (this.options.idleTimeout * 1000) / 2 && expiryFrom(this.options, now, session.createdAt * 1000) > loaded;
   }
 
@@ -242,7 +246,7 @@ export class SessionManager {
     const mustTell = changes.claimsChanged || session.storedFlagChanged || session.replaced || session.refresh;
     if (!mustTell || !(session.stored || hasClaims || session.hadToken)) return undefined;
 
-    const now = nowSeconds();
+    const now = toSeconds(this.clock.now());
     const exp = Math.min(now + this.options.idleTimeout, session.createdAt + this.options.absoluteTimeout);
     const token = this.codec.sign(
       { sid: session.sid, stored: session.stored, exp, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
@@ -254,7 +258,7 @@ export class SessionManager {
 
   /** Refuses claims that would make a cookie the browser drops; the trial token is as long as any this session can get. */
   private assertTokenFits(session: RequestSession): void {
-    const now = nowSeconds();
+    const now = toSeconds(this.clock.now());
     const trial = this.codec.sign(
       { sid: session.sid, stored: false, exp: now + this.options.idleTimeout, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
       now

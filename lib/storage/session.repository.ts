@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -62,7 +63,8 @@ export class SessionRepository {
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly options: ResolvedOptions
+    private readonly options: ResolvedOptions,
+    private readonly clock: EzSessionClock
   ) {
     this.pool = sqlPoolOf(dataSource, options.dialect);
     this.table = dataSource.driver.escape(options.tableName);
@@ -99,12 +101,12 @@ export class SessionRepository {
 
   /** The live row of `sid`, or `undefined` when there is none or it has expired (one SELECT). */
   async find(sid: string, via?: Via): Promise<SessionRow | undefined> {
-    return liveRow((await this.run(this.sql.select, [sid], via)).rows[0]);
+    return this.live((await this.run(this.sql.select, [sid], via)).rows[0]);
   }
 
   /** Writes `next` over the row if it is still at `version` and live; `false` when it is not (written meanwhile, or ended). */
   async update(sid: string, version: number, next: RowWrite, via?: Via): Promise<boolean> {
-    const now = Date.now();
+    const now = this.clock.now();
     const { affected } = await this.run(this.sql.update, [next.data, next.flash, next.userId, now, next.expiresAt, sid, version, now], via);
     return affected === 1;
   }
@@ -114,9 +116,10 @@ export class SessionRepository {
    * revoked meanwhile (on another instance); a freshly minted id cannot have been.
    */
   async insert(sid: string, next: RowWrite, checkTombstone: boolean, via?: Via): Promise<InsertOutcome> {
-    const values = [sid, next.data, next.flash, next.userId, next.createdAt, Date.now(), next.expiresAt];
+    const now = this.clock.now();
+    const values = [sid, next.data, next.flash, next.userId, next.createdAt, now, next.expiresAt];
     try {
-      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, Date.now()], via) : await this.run(this.sql.insert, values, via);
+      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via) : await this.run(this.sql.insert, values, via);
       return affected === 1 ? 'inserted' : 'revoked';
     } catch (error) {
       if (isDuplicateKey(error) || isDuplicateKey((error as { cause?: unknown }).cause)) return 'exists';
@@ -135,7 +138,7 @@ export class SessionRepository {
    * revive an ended one.
    */
   async touch(sid: string, expiresAt: number): Promise<void> {
-    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, Date.now()]);
+    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, this.clock.now()]);
   }
 
   /**
@@ -144,7 +147,7 @@ export class SessionRepository {
    * racing it can only land in the row that is about to go.
    */
   async revoke(lock: SessionLock, until: number, options: { keepRow?: boolean } = {}): Promise<void> {
-    await this.run(this.sql.tombstone, [lock.sid, Date.now(), until], lock);
+    await this.run(this.sql.tombstone, [lock.sid, this.clock.now(), until], lock);
     // Regeneration deletes the row itself, once it has been copied.
     if (!options.keepRow) await this.run(this.sql.deleteRow, [lock.sid], lock);
   }
@@ -156,12 +159,13 @@ export class SessionRepository {
    */
   async lock(sid: string): Promise<SessionLock> {
     const timeoutMs = this.options.lockTimeout * 1000;
-    const deadline = Date.now() + timeoutMs;
+    // A wait, measured on the monotonic clock: the session clock may be a test's, standing still.
+    const deadline = performance.now() + timeoutMs;
     const leaveQueue = await this.queue.acquire(sid, timeoutMs);
     if (!leaveQueue) throw new SessionLockTimeoutError(this.options.lockTimeout);
     let connection: SqlConnection | undefined;
     try {
-      connection = await this.connect(deadline - Date.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
+      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
       const row = this.options.dialect === 'mysql' ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
       return this.heldLock(sid, row, connection, leaveQueue);
     } catch (error) {
@@ -182,7 +186,7 @@ export class SessionRepository {
 
   /** Deletes up to `limit` expired rows and tombstones; returns how many went. */
   async deleteExpired(limit: number): Promise<number> {
-    const now = Date.now();
+    const now = this.clock.now();
     let deleted = 0;
     for (const table of [this.table, this.revoked]) {
       const sql =
@@ -196,7 +200,7 @@ export class SessionRepository {
 
   /** Tombstones still in force, revoked at or after `since` (ms). */
   async revokedSince(since: number): Promise<Array<{ sid: string; until: number }>> {
-    const { rows } = await this.run(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, Date.now()]);
+    const { rows } = await this.run(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, this.clock.now()]);
     return rows.map((row) => ({ sid: String(row.sid), until: Number(row.expires_at) }));
   }
 
@@ -204,13 +208,13 @@ export class SessionRepository {
   async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
     const { rows } = await this.run(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
       userId,
-      Date.now()
+      this.clock.now()
     ]);
     return rows.map((row) => ({ sid: String(row.sid), createdAt: Number(row.created_at), updatedAt: Number(row.updated_at), expiresAt: Number(row.expires_at) }));
   }
 
   async countActive(): Promise<number> {
-    const { rows } = await this.run(`SELECT COUNT(*) AS n FROM ${this.table} WHERE expires_at > ?`, [Date.now()]);
+    const { rows } = await this.run(`SELECT COUNT(*) AS n FROM ${this.table} WHERE expires_at > ?`, [this.clock.now()]);
     return Number(rows[0].n);
   }
 
@@ -225,13 +229,13 @@ export class SessionRepository {
    * connection (and with it the lock) instead of holding the request.
    */
   private async getLockAndRead(connection: SqlConnection, sid: string, deadline: number): Promise<SessionRow | undefined> {
-    const waitSeconds = Math.max(0, (deadline - Date.now()) / 1000);
+    const waitSeconds = Math.max(0, (deadline - performance.now()) / 1000);
     const name = lockName(sid);
     const within = waitSeconds * 1000 + this.statementMs;
     if (this.lockAndReadInOne) {
       const { rows } = await this.on(connection, within, this.sql.lockAndSelect, [name, waitSeconds, sid]);
       if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
-      return liveRow(rows[0]);
+      return this.live(rows[0]);
     }
     const { rows } = await this.on(connection, within, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]);
     // 0 is a timeout, NULL an error (e.g. the wait was killed); drivers may return either as text.
@@ -240,7 +244,12 @@ export class SessionRepository {
   }
 
   private async readOn(connection: SqlConnection, sid: string): Promise<SessionRow | undefined> {
-    return liveRow((await this.on(connection, this.statementMs, this.sql.select, [sid])).rows[0]);
+    return this.live((await this.on(connection, this.statementMs, this.sql.select, [sid])).rows[0]);
+  }
+
+  /** A row as read, if it has not expired by the session clock. */
+  private live(row: Record<string, unknown> | undefined): SessionRow | undefined {
+    return liveRow(row, this.clock.now());
   }
 
   private heldLock(sid: string, row: SessionRow | undefined, connection: SqlConnection, leaveQueue: () => void): SessionLock {
@@ -345,10 +354,10 @@ export function lockName(sid: string): string {
   return `ezs:${createHash('sha256').update(sid).digest('hex').slice(0, 60)}`;
 }
 
-function liveRow(row: Record<string, unknown> | undefined): SessionRow | undefined {
+function liveRow(row: Record<string, unknown> | undefined, now: number): SessionRow | undefined {
   if (!row || row.data === null || row.data === undefined) return undefined;
   const expiresAt = Number(row.expires_at);
-  if (expiresAt <= Date.now()) return undefined;
+  if (expiresAt <= now) return undefined;
   return {
     data: String(row.data),
     flash: row.flash === null || row.flash === undefined ? null : String(row.flash),

@@ -45,15 +45,16 @@ export class SessionTokenCodec {
     this.signingHeaderClaims = header;
   }
 
-  sign(claims: Omit<SessionClaims, 'iat'>, now = nowSeconds()): string {
+  /** A token issued at `now` (whole seconds of the session clock), its `iat`. */
+  sign(claims: Omit<SessionClaims, 'iat'>, now: number): string {
     const { sid, stored, exp, sct, fp } = claims;
     const payload = base64url(JSON.stringify({ ...claims.custom, sid, stored, iat: now, exp, sct, ...(fp === undefined ? {} : { fp }) }));
     const input = `${this.signingHeader}.${payload}`;
     return `${input}.${mac(this.signer, input).toString('base64url')}`;
   }
 
-  /** The claims of a genuine, unexpired token, or why it is refused; never throws. */
-  verify(token: string | undefined, now = nowSeconds()): TokenVerdict {
+  /** The claims of a genuine token in force at `now` (whole seconds of the session clock), or why it is refused; never throws. */
+  verify(token: string | undefined, now: number): TokenVerdict {
     if (!token) return { valid: false, reason: 'absent' };
     let genuine = this.genuine.get(token);
     if (genuine === undefined) {
@@ -123,10 +124,6 @@ export class SessionTokenCodec {
     return mac(this.options.keys[key], `ezsession-binding\0${binding}`).subarray(0, 16).toString('base64url');
   }
 
-}
-
-export function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
 }
 
 function mac(key: SigningKey, input: string): Buffer {

@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
+import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { RequestSession, type SessionOwner } from '../session/request-session.js';
@@ -39,7 +41,8 @@ export class SocketSessions implements OnApplicationShutdown {
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly opener: SessionOpener,
-    private readonly revocations: RevocationRegistry
+    private readonly revocations: RevocationRegistry,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {
     this.stopListening = revocations.onRevoked((sid) => this.revoked(sid));
   }
@@ -80,10 +83,11 @@ export class SocketSessions implements OnApplicationShutdown {
 
   private stillValid(socket: object, session: RequestSession): RequestSession {
     if (!session.hadToken) return session;
-    const ended = this.revocations.has(session.sid) || session.createdAt + this.options.absoluteTimeout <= Date.now() / 1000;
+    const now = this.clock.now() / 1000;
+    const ended = this.revocations.has(session.sid) || session.createdAt + this.options.absoluteTimeout <= now;
     if (!ended) return session;
     // From now on the socket has no session, as a request with that token would have none.
-    const anonymous = new RequestSession({ claims: undefined, fingerprint: undefined, refresh: false, now: Math.floor(Date.now() / 1000) }, READ_ONLY_OWNER);
+    const anonymous = new RequestSession({ claims: undefined, fingerprint: undefined, refresh: false, now: Math.floor(now) }, READ_ONLY_OWNER);
     this.sessions.set(socket, anonymous);
     this.untrack(socket, session.sid);
     return anonymous;
