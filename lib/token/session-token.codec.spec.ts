@@ -52,6 +52,56 @@ describe('SessionTokenCodec', () => {
     assert.deepEqual(verifier.verify(early, NOW - 20), { valid: false, reason: 'malformed' });
   });
 
+  describe('time checks, against the time the caller gives (whole seconds of the session clock)', () => {
+    /** A token issued at NOW that expires an hour later, with `claims` over the usual ones. */
+    function issued(claims: { iat?: number; sct?: number; exp?: number; nbf?: number } = {}): string {
+      const { iat = NOW, sct = NOW, exp = NOW + 3600, nbf } = claims;
+      return codec().sign({ sid: SID, stored: true, exp, sct, fp: undefined, custom: nbf === undefined ? {} : { nbf } }, iat);
+    }
+    const verdict = (token: string, at: number, clockSkew: number) => codec([KEY], clockSkew).verify(token, at);
+
+    it('signs the time it is given as iat', () => {
+      const verified = verdict(issued({ iat: NOW - 5 }), NOW, 0);
+      assert.ok(verified.valid);
+      assert.equal(verified.claims.iat, NOW - 5);
+    });
+
+    it('accepts a token until clockSkew seconds past its exp and refuses it from that second on', () => {
+      const token = issued();
+      assert.equal(verdict(token, NOW + 3600 + 29, 30).valid, true);
+      assert.deepEqual(verdict(token, NOW + 3600 + 30, 30), { valid: false, reason: 'expired', sid: SID });
+    });
+
+    it('without clock skew, refuses a token from the second of its exp', () => {
+      const token = issued();
+      assert.equal(verdict(token, NOW + 3599, 0).valid, true);
+      assert.deepEqual(verdict(token, NOW + 3600, 0), { valid: false, reason: 'expired', sid: SID });
+    });
+
+    it('accepts an iat up to clockSkew seconds ahead and refuses one further ahead', () => {
+      assert.equal(verdict(issued({ iat: NOW + 30 }), NOW, 30).valid, true);
+      assert.deepEqual(verdict(issued({ iat: NOW + 31 }), NOW, 30), { valid: false, reason: 'malformed' });
+    });
+
+    it('refuses a session creation time (sct) further ahead than clockSkew', () => {
+      assert.equal(verdict(issued({ sct: NOW + 30 }), NOW, 30).valid, true);
+      assert.deepEqual(verdict(issued({ sct: NOW + 31 }), NOW, 30), { valid: false, reason: 'malformed' });
+    });
+
+    it('refuses a token before its nbf, less clockSkew', () => {
+      const token = issued({ nbf: NOW + 60 });
+      assert.deepEqual(verdict(token, NOW + 29, 30), { valid: false, reason: 'malformed' });
+      assert.equal(verdict(token, NOW + 30, 30).valid, true);
+    });
+
+    it('decides again at every call: a token refused as early is accepted once its time has come', () => {
+      const verifier = codec([KEY], 0);
+      const token = issued({ iat: NOW + 10 });
+      assert.deepEqual(verifier.verify(token, NOW), { valid: false, reason: 'malformed' });
+      assert.equal(verifier.verify(token, NOW + 10).valid, true);
+    });
+  });
+
   it('gives every request its own copy of the claims, nested values included', () => {
     const verifier = codec();
     const genuine = token({ prefs: { theme: 'dark' }, role: 'admin' });
