@@ -6,6 +6,7 @@ import { EzSessionService, type EzSessionModuleOptions } from '../../lib/index.j
 import { ADAPTERS, startApp, startFixtureApp, type RunningApp } from '../fixtures/fixture-app.js';
 import { RevokedSocketCloser, SessionGateway } from '../fixtures/session.gateway.js';
 import { realStoreOptions } from '../support/fixture-options.js';
+import { ManualClock, SECOND } from '../support/manual-clock.js';
 import { pollUntil } from '../support/poll.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
 import { closedWithin, connectSocketIo, exceptionOf, USER_AGENT, WsClient } from '../support/socket-clients.js';
@@ -145,6 +146,31 @@ for (const adapter of ADAPTERS) {
       } finally {
         await other.close();
       }
+    });
+  });
+
+  describe(`socket sessions over time (${adapter})`, () => {
+    // The session clock stands still until the test moves it; the token's own expiry (idleTimeout)
+    // is checked once, at connection, and the absolute timeout on every message.
+    const ABSOLUTE = 3600;
+    const clock = new ManualClock();
+    let running: RunningApp;
+    let socket: Socket | undefined;
+
+    before(async () => {
+      running = await startFixtureApp(adapter, realStoreOptions({ idleTimeout: 600, absoluteTimeout: ABSOLUTE, clock }), { providers: [SessionGateway] });
+    });
+    afterEach(() => socket?.disconnect());
+    after(async () => running?.close());
+
+    it('a socket keeps its session past the token\'s expiry, up to the absolute timeout, and reads as no session from then on', async () => {
+      const token = await signIn(running.url);
+      socket = await connectSocketIo(running.url, { cookie: token });
+      const endsAt = (claimsOf(token).sct + ABSOLUTE) * SECOND;
+      clock.advanceTo(endsAt - 1);
+      assert.deepEqual(await socket.emitWithAck('whoami'), SIGNED_IN);
+      clock.advance(1);
+      assert.deepEqual(await socket.emitWithAck('whoami'), { claims: {}, session: {} });
     });
   });
 
