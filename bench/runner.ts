@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { createTableStatements } from '../lib/storage/session-table.sql.js';
-import { StorageCounters, type StorageUsage } from '../test/support/storage-counters.js';
+import { StorageCounters, type ServerUsage } from '../test/support/storage-counters.js';
 import { prepareSessions, probe, requestFor, requestsFor, storedCount, type Headers } from './credentials.js';
 import { APPS, SCENARIOS, type AppDef, type AppId, type ScenarioDef, type ScenarioId } from './definitions.js';
 import { runLoad, type LoadResult } from './load.js';
@@ -160,7 +160,8 @@ export class Bench {
   ) {}
 
   static async open(context: BenchContext): Promise<Bench> {
-    const counters = await StorageCounters.connect(context.mysqlUrl, context.redisUrl);
+    // Snapshots only: a MONITOR client would make Redis copy every command of the measured window to it.
+    const counters = await StorageCounters.connect(context.mysqlUrl, context.redisUrl, { monitor: false });
     const mysql = await createConnection(context.mysqlUrl);
     const redis = new Redis(context.redisUrl);
     return new Bench(context, counters, mysql, redis);
@@ -539,7 +540,7 @@ function toRunResult(
   app: AppDef,
   scenario: ScenarioDef,
   load: LoadResult,
-  usage: StorageUsage,
+  usage: ServerUsage,
   cpuBefore: CpuReading,
   cpuAfter: CpuReading,
   rss: number | undefined,
