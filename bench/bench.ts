@@ -117,6 +117,7 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
         seconds: settings.seconds,
         rounds: settings.rounds,
         pool: settings.pool,
+        sample: settings.sample,
         pinned: settings.appCpu !== undefined,
         appCpu: settings.appCpu,
         loadCpu: settings.loadCpu

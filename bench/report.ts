@@ -22,6 +22,8 @@ export interface BenchResults {
     seconds: number;
     rounds?: number;
     pool: number;
+    /** Absent in results of runs before the sent-commands sample existed. */
+    sample?: number;
     pinned: boolean;
     appCpu?: number;
     loadCpu?: number;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { AutocannonRequest } from 'autocannon';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { createTableStatements } from '../lib/storage/session-table.sql.js';
@@ -26,6 +27,8 @@ export interface BenchSettings {
   rounds: number;
   /** Sessions taken in turn by the write and locked-inc scenarios. */
   pool: number;
+  /** Requests of the sample after each measured window that counts the Redis commands the app sent (MONITOR on). */
+  sample: number;
   /** CPUs the app and the load generator are pinned to; undefined when not pinned. */
   appCpu?: number;
   loadCpu?: number;
@@ -56,11 +59,21 @@ export interface RunResult {
   p50: number;
   p99: number;
   mean: number;
-  /** Storage commands per completed request, read from the servers. */
+  /**
+   * Storage commands per completed request in the measured window, read from the servers: Redis
+   * commands executed (INFO commandstats, so the GET and SET a script runs count besides its
+   * EVALSHA) and MariaDB statements (Questions, Com_*).
+   */
   redisPerRequest: number;
   mysqlPerRequest: number;
   redisByCommand: Record<string, number>;
   mysqlByCommand: Record<string, number>;
+  /**
+   * Redis commands the app sent per request (the round trips; a script's own calls left out),
+   * from MONITOR during a short sample of the same requests right after the window: MONITOR slows
+   * Redis down, so it never runs during the window itself.
+   */
+  redisSent?: { requests: number; perRequest: number; byCommand: Record<string, number> };
   /** App CPU time per completed request, in microseconds: barely moved by other processes taking CPU away. */
   appCpuUsPerRequest?: number;
   /** CPU use in the measured window, in % of one core. */
@@ -222,6 +235,7 @@ export class Bench {
         : undefined;
       const tableRows = options.reset === false ? await this.tableRows() : undefined;
       const result = toRunResult(app, scenario, load, usage, cpuBefore, cpuAfter, rss, increments, tableRows);
+      result.redisSent = await this.sampleSent(proc.url, requests);
       await this.settle();
       if (problem) Object.assign(result, { problem, flagged: true });
       return result;
@@ -417,6 +431,28 @@ export class Bench {
     }
   }
 
+  /**
+   * The Redis commands the app sends per request, counted with MONITOR (a counter instance of its
+   * own, connected only for this) over a few hundred more requests of the same kind.
+   */
+  private async sampleSent(url: string, requests: AutocannonRequest[]): Promise<RunResult['redisSent']> {
+    const { connections, sample } = this.context.settings;
+    const sampler = await StorageCounters.connect(this.context.mysqlUrl, this.context.redisUrl);
+    try {
+      const { result: load, redis } = await sampler.measure(async () => {
+        const load = await runLoad({ url, connections, amount: Math.max(connections, sample), requests });
+        // As for the window: anything sent after the last response still counts.
+        await sleep(150);
+        return load;
+      });
+      const n = load.completed || 1;
+      const byCommand = Object.fromEntries(Object.entries(redis.sent).map(([name, count]) => [name, count / n]));
+      return { requests: load.completed, perRequest: Object.values(redis.sent).reduce((sum, count) => sum + count, 0) / n, byCommand };
+    } finally {
+      await sampler.close();
+    }
+  }
+
   /** Waits (at most 5 s) until Redis and MySQL see no traffic for 100 ms: the warm-up's last requests have landed. */
   private async settle(): Promise<void> {
     const deadline = performance.now() + 5_000;
@@ -606,7 +642,7 @@ export function describeRun(run: RunResult): string {
   return (
     `${run.app.padEnd(16)} ${run.scenario.padEnd(13)} ${f(run.rps, 0).padStart(7)} req/s  p50 ${f(run.p50)} ms  p99 ${f(run.p99)} ms  ` +
     `app cpu ${f(run.appCpuUsPerRequest ?? NaN, 0)} µs/req  ` +
-    `redis ${f(run.redisPerRequest)}/req  mysql ${f(run.mysqlPerRequest)}/req  ${cpu}${inc}${flags}`
+    `redis ${f(run.redisPerRequest)}/req (sent ${f(run.redisSent?.perRequest ?? NaN)})  mysql ${f(run.mysqlPerRequest)}/req  ${cpu}${inc}${flags}`
   );
 }
 

@@ -12,7 +12,8 @@
 //
 // Environment: BENCH_SECONDS (measured per round, default 5), BENCH_ROUNDS (default 3: each app and
 // scenario measured three times, in fresh processes, rounds interleaved, best round reported), BENCH_WARMUP
-// (default 3), BENCH_CONNECTIONS (default 20), BENCH_POOL (sessions for write / locked-inc, default 50).
+// (default 3), BENCH_CONNECTIONS (default 20), BENCH_POOL (sessions for write / locked-inc, default 50),
+// BENCH_SAMPLE (requests after each window whose sent Redis commands MONITOR counts, default 300).
 // A quick run: BENCH_SECONDS=2 BENCH_WARMUP=1 BENCH_ROUNDS=1 npm run bench.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -106,6 +107,7 @@ async function main(options) {
     seconds: envNumber('BENCH_SECONDS', 5),
     rounds: Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 3))),
     pool: envNumber('BENCH_POOL', 50),
+    sample: Math.round(envNumber('BENCH_SAMPLE', 300)),
   };
 
   // Our own tsc rather than `npx tsc`, which could fetch the unrelated `tsc` package.
