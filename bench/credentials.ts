@@ -1,5 +1,5 @@
 import type { AutocannonRequest } from 'autocannon';
-import type { AppDef, ScenarioDef } from './definitions.js';
+import type { AppDef, ScenarioDef, SessionSize } from './definitions.js';
 
 export type Headers = Record<string, string>;
 
@@ -16,10 +16,10 @@ const DUMMY_COOKIE = { cookie: `ezsession=${'x'.repeat(300)}` };
 export const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 const BROWSER = { 'user-agent': USER_AGENT };
 
-/** Logs in once (POST /login) and returns the headers that carry the new session. */
-export async function login(app: AppDef, url: string): Promise<Headers> {
+/** Logs in once (POST /login, storing a session of `size`) and returns the headers that carry the new session. */
+export async function login(app: AppDef, url: string, size: SessionSize = 'small'): Promise<Headers> {
   if (app.transport === 'none') return { ...DUMMY_COOKIE };
-  const response = await fetch(`${url}/login`, { method: 'POST', headers: BROWSER });
+  const response = await fetch(`${url}/login${size === 'small' ? '' : `?size=${size}`}`, { method: 'POST', headers: BROWSER });
   if (response.status !== 200) throw new Error(`${app.id}: POST /login answered ${response.status}: ${await response.text()}`);
   if (app.transport === 'bearer') {
     const { token } = (await response.json()) as { token: string };
@@ -41,10 +41,10 @@ export async function prepareSessions(app: AppDef, scenario: ScenarioDef, url: s
       return [];
     case 'one':
     case 'single':
-      return [await login(app, url)];
+      return [await login(app, url, scenario.size)];
     case 'pool': {
       const sessions: Headers[] = [];
-      for (let i = 0; i < pool; i++) sessions.push(await login(app, url));
+      for (let i = 0; i < pool; i++) sessions.push(await login(app, url, scenario.size));
       return sessions;
     }
   }
@@ -91,10 +91,16 @@ export async function probe(app: AppDef, scenario: ScenarioDef, url: string, ses
   const what = `${app.id} ${scenario.method} ${scenario.path}`;
   if (response.status < 200 || response.status >= 300) return `${what} answered ${response.status}: ${text.slice(0, 200)}`;
   const body = JSON.parse(text) as Record<string, unknown>;
+  const base = scenario.base;
   const expected: Record<string, unknown> =
-    scenario.id === 'claims-read' ? { role: 'admin' } : scenario.id === 'stored-read' ? { userId: 42 } : scenario.id === 'untouched' ? { ok: true } : {};
+    base === 'claims-read' ? { role: 'admin' } : base === 'stored-read' ? { userId: 42 } : base === 'untouched' ? { ok: true } : {};
   for (const [key, value] of Object.entries(expected)) {
     if (body[key] !== value) return `${what} returned ${text.slice(0, 200)}, expected ${key}: ${JSON.stringify(value)}`;
+  }
+  // The session read is the size the scenario says: one cart item on the small session, ten on the 1 KB one.
+  const items = scenario.size === '1k' ? 10 : 1;
+  if (base === 'stored-read' && (!Array.isArray(body.cart) || body.cart.length !== items)) {
+    return `${what} returned a cart of ${Array.isArray(body.cart) ? body.cart.length : 'no'} items, expected ${items} (${scenario.size} session)`;
   }
   const issued = response.headers.getSetCookie().some((cookie) => app.cookieName !== undefined && cookie.startsWith(`${app.cookieName}=`));
   if (sessions.length > 0 && issued) return `${what} issued a new session cookie: the app did not accept the session it was sent`;

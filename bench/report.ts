@@ -1,4 +1,4 @@
-import { APP_ORDER, APPS, SCENARIO_ORDER, SCENARIOS, type AppId } from './definitions.js';
+import { APP_ORDER, APPS, SCENARIO_ORDER, SCENARIOS, SIZE_TITLES, SIZES, type AppId } from './definitions.js';
 import { NOISY_OTHER_CPU, type GcUnderLoadResult, type ProfileResult, type RunResult, type ScaleResult, type SoakResult } from './runner.js';
 import { commands, evaluateTargets, findRun, type TargetCheck } from './targets.js';
 
@@ -123,19 +123,27 @@ export function renderMarkdown(results: BenchResults): string {
   );
 
   out.push('## Results', '');
-  out.push('| App | Scenario | req/s | p50 ms | p99 ms | × bare | × express-session | Redis / req | MySQL / req | app CPU µs / req | non-2xx / errors |');
-  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-  for (const scenario of SCENARIO_ORDER) {
-    for (const appId of APP_ORDER) {
-      const run = findRun(runs, appId, scenario);
-      if (!run) continue;
-      const es = findRun(runs, 'express-session', scenario);
-      const note = APPS[appId].notes?.[scenario];
-      out.push(
-        `| ${APPS[appId].title} | ${scenario}${note ? ` (${note})` : ''} | ${int(run.rps)} | ${num(run.p50)} | ${num(run.p99)} | ${ratio(run, bare)} | ` +
-          `${ratio(run, es)} | ${num(run.redisPerRequest)} | ${num(run.mysqlPerRequest)} | ${num(run.appCpuUsPerRequest, 0)} | ${run.flagged ? `⚠ ${run.non2xx} / ${run.errors}${run.problem ? ' (check failed)' : ''}` : '0 / 0'} |`
-      );
+  for (const size of SIZES) {
+    const scenarios = SCENARIO_ORDER.filter((id) => SCENARIOS[id].size === size && runs.some((run) => run.scenario === id));
+    if (scenarios.length === 0) continue;
+    out.push(`### ${SIZE_TITLES[size][0].toUpperCase()}${SIZE_TITLES[size].slice(1)}`, '');
+    if (size !== 'small') out.push('bare NestJS and @nestjs/jwt store no session: their rows are in the small-session table, and × bare is against the same bare run.', '');
+    out.push('| App | Scenario | req/s | p50 ms | p99 ms | × bare | × express-session | Redis executed / req | Redis sent / req | MySQL / req | app CPU µs / req | non-2xx / errors |');
+    out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const scenario of scenarios) {
+      for (const appId of APP_ORDER) {
+        const run = findRun(runs, appId, scenario);
+        if (!run) continue;
+        const es = findRun(runs, 'express-session', scenario);
+        const note = APPS[appId].notes?.[SCENARIOS[scenario].base];
+        out.push(
+          `| ${APPS[appId].title} | ${scenario}${note ? ` (${note})` : ''} | ${int(run.rps)} | ${num(run.p50)} | ${num(run.p99)} | ${ratio(run, bare)} | ` +
+            `${ratio(run, es)} | ${num(run.redisPerRequest)} | ${num(run.redisSent?.perRequest)} | ${num(run.mysqlPerRequest)} | ${num(run.appCpuUsPerRequest, 0)} | ` +
+            `${run.flagged ? `⚠ ${run.non2xx} / ${run.errors}${run.problem ? ' (check failed)' : ''}` : '0 / 0'} |`
+        );
+      }
     }
+    out.push('');
   }
   const problems = runs.filter((run) => run.problem);
   if (problems.length) out.push('', ...problems.map((run) => `- ⚠ ${run.app} / ${run.scenario}: ${run.problem}`));

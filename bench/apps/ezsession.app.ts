@@ -1,7 +1,8 @@
 // (4) EzSession on MySQL + Redis, configured with the README's three options and nothing else.
-import { Controller, Get, HttpCode, Module, Post } from '@nestjs/common';
+import { Controller, Get, HttpCode, Module, Post, Query } from '@nestjs/common';
 import { EzSessionModule, EzSessionService, Jwt, Session } from '../../lib/index.js';
 import { BENCH_SECRET, exitOnBootFailure, requiredEnv, serve } from './serve.js';
+import { sessionData, sessionSizeOf } from './session-data.js';
 
 type Data = Record<string, unknown>;
 
@@ -17,9 +18,8 @@ class EzSessionBenchController {
 
   @Post('login')
   @HttpCode(200)
-  login(@Session() session: Data, @Jwt() jwt: Data) {
-    session.userId = 42;
-    session.cart = ['apple'];
+  login(@Session() session: Data, @Jwt() jwt: Data, @Query('size') size?: string) {
+    Object.assign(session, sessionData(sessionSizeOf(size)));
     jwt.role = 'admin';
     return { ok: true };
   }
@@ -36,10 +36,11 @@ class EzSessionBenchController {
     return { userId: session.userId ?? null, cart: session.cart ?? null, n: session.n ?? null };
   }
 
-  /** write and first-visit: a new value every request, so the store really writes. */
+  /** write and first-visit: a new value every request, so the store really writes; `?size=` makes a first visit store a session of that size. */
   @Post('write')
   @HttpCode(200)
-  write(@Session() session: Data) {
+  write(@Session() session: Data, @Query('size') size?: string) {
+    if (size !== undefined && session.userId === undefined) Object.assign(session, sessionData(sessionSizeOf(size)));
     session.x = ++counter;
     return { x: session.x };
   }
