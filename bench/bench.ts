@@ -135,13 +135,17 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
 
 /**
  * The round with the most req/s (noise on a shared machine only ever slows a run down), and a
- * flag when any round was flagged; every round's req/s is kept for the details table.
+ * flag when any round was flagged; every round's req/s is kept for the details table. Lost keys
+ * are not noise: a contention result is the worst round's.
  */
 function bestRound(rounds: RunResult[]): RunResult {
   const best = rounds.reduce((a, b) => (b.rps > a.rps ? b : a));
   const flagged = rounds.find((run) => run.flagged);
+  const lost = (run: RunResult) => (run.contention ? new Set([...run.contention.lostInStore, ...run.contention.lostInRead]).size : 0);
+  const worst = rounds.reduce((a, b) => (lost(b) > lost(a) ? b : a));
   return {
     ...best,
+    contention: worst.contention,
     roundsRps: rounds.map((run) => run.rps),
     flagged: Boolean(flagged),
     non2xx: flagged && !best.flagged ? flagged.non2xx : best.non2xx,

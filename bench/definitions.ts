@@ -6,8 +6,10 @@ export type { SessionSize };
 export type AppId = 'bare' | 'jwt-string' | 'jwt-key' | 'express-session' | 'ezsession';
 /** The scenarios as they always were, on the small session. */
 export type BaseScenarioId = 'untouched' | 'claims-read' | 'stored-read' | 'write' | 'locked-inc' | 'locked-inc-1' | 'first-visit';
-/** Each base scenario on the small session (its own id) and on the ~1 KB one (`-1k`). */
-export type ScenarioId = BaseScenarioId | `${BaseScenarioId}-1k`;
+/** Every connection writes to ONE session at once: each its own key, or all the same key. */
+export type ContentionId = 'contend-keys' | 'contend-key';
+/** Each base scenario on the small session (its own id) and on the ~1 KB one (`-1k`); the contention scenarios on the small one. */
+export type ScenarioId = BaseScenarioId | `${BaseScenarioId}-1k` | ContentionId;
 
 /**
  * Which credentials a scenario sends: `none` (a first visit), `one` (one stored session, the same
@@ -18,8 +20,8 @@ export type Credentials = 'none' | 'one' | 'pool' | 'single';
 
 export interface ScenarioDef {
   id: ScenarioId;
-  /** The same requests on the small session. */
-  base: BaseScenarioId;
+  /** The same requests on the small session (a contention scenario is its own base). */
+  base: BaseScenarioId | ContentionId;
   /** What the sessions hold: logins (and a first visit's write) ask for this size with `?size=1k`. */
   size: SessionSize;
   title: string;
@@ -28,6 +30,11 @@ export interface ScenarioDef {
   credentials: Credentials;
   /** The scenario writes `n` by increments: the bench checks how many increments were stored. */
   counts?: boolean;
+  /**
+   * A contention scenario: connection i sends `POST /set?key=k<i>&value=…` (`keys`) or all send
+   * `key=shared` (`key`), with a new value each request; `path` is only the probe's request.
+   */
+  contention?: 'keys' | 'key';
 }
 
 export interface AppDef {
@@ -41,7 +48,9 @@ export interface AppDef {
   cookieName?: string;
   scenarios: ScenarioId[];
   /** Per-scenario wording where this app does something different from the scenario's title (by base scenario: both sizes). */
-  notes?: Partial<Record<BaseScenarioId, string>>;
+  notes?: Partial<Record<BaseScenarioId | ContentionId, string>>;
+  /** The app's control server answers GET /metrics with EzSessionService.metrics() (writes and write retries since boot). */
+  metrics?: boolean;
 }
 
 const BASE_SCENARIOS: Record<BaseScenarioId, Pick<ScenarioDef, 'title' | 'method' | 'path' | 'credentials' | 'counts'>> = {
@@ -72,10 +81,35 @@ function sized(base: BaseScenarioId, size: SessionSize): ScenarioDef {
 
 export const SIZES: SessionSize[] = ['small', '1k'];
 
-export const SCENARIO_ORDER: ScenarioId[] = SIZES.flatMap((size) => BASE_SCENARIO_ORDER.map((base) => sized(base, size).id));
+const CONTENTION_SCENARIOS: ScenarioDef[] = [
+  {
+    id: 'contend-keys',
+    base: 'contend-keys',
+    size: 'small',
+    title: 'contention, different keys: every connection writes its own key of ONE session',
+    method: 'POST',
+    path: '/set?key=probe&value=probe',
+    credentials: 'single',
+    contention: 'keys'
+  },
+  {
+    id: 'contend-key',
+    base: 'contend-key',
+    size: 'small',
+    title: 'contention, one key: every connection writes the same key of ONE session',
+    method: 'POST',
+    path: '/set?key=probe&value=probe',
+    credentials: 'single',
+    contention: 'key'
+  }
+];
+
+export const CONTENTION_ORDER: ContentionId[] = ['contend-keys', 'contend-key'];
+
+export const SCENARIO_ORDER: ScenarioId[] = [...SIZES.flatMap((size) => BASE_SCENARIO_ORDER.map((base) => sized(base, size).id)), ...CONTENTION_ORDER];
 
 export const SCENARIOS = Object.fromEntries(
-  SIZES.flatMap((size) => BASE_SCENARIO_ORDER.map((base) => sized(base, size))).map((def) => [def.id, def])
+  [...SIZES.flatMap((size) => BASE_SCENARIO_ORDER.map((base) => sized(base, size))), ...CONTENTION_SCENARIOS].map((def) => [def.id, def])
 ) as Record<ScenarioId, ScenarioDef>;
 
 /** The title of a session size, as the report shows it (what the login stores, before the app's own fields). */
@@ -124,7 +158,9 @@ export const APPS: Record<AppId, AppDef> = {
       untouched: 'the middleware still loads and touches the session',
       'claims-read': 'reads req.session.role',
       'locked-inc': 'no lock: plain read-modify-write',
-      'locked-inc-1': 'no lock: plain read-modify-write'
+      'locked-inc-1': 'no lock: plain read-modify-write',
+      'contend-keys': 'no merge: each save writes the whole session',
+      'contend-key': 'no merge: each save writes the whole session'
     }
   },
   ezsession: {
@@ -135,13 +171,16 @@ export const APPS: Record<AppId, AppDef> = {
     transport: 'cookie',
     cookieName: 'ezsession',
     scenarios: SCENARIO_ORDER,
+    metrics: true,
     notes: {
       'claims-read': '@Jwt()',
       'stored-read': '@Session()',
       write: '@Session() (unlocked)',
       'locked-inc': '@Session({ lock: true })',
       'locked-inc-1': '@Session({ lock: true })',
-      'first-visit': '@Session()'
+      'first-visit': '@Session()',
+      'contend-keys': '@Session() (unlocked)',
+      'contend-key': '@Session() (unlocked)'
     }
   }
 };

@@ -1,4 +1,4 @@
-import autocannon, { type AutocannonRequest } from 'autocannon';
+import autocannon, { type AutocannonRequest, type Client } from 'autocannon';
 
 export interface LoadOptions {
   url: string;
@@ -7,6 +7,8 @@ export interface LoadOptions {
   duration?: number;
   amount?: number;
   requests: AutocannonRequest[];
+  /** Per-connection requests (the contention scenarios give each connection its own key). */
+  setupClient?: (client: Client) => void;
   /** Latencies count only from when this settles (everything still counts towards `completed`). */
   measureFrom?: Promise<unknown>;
   /** Stops the run early when this settles. */
@@ -56,7 +58,8 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         connections: options.connections,
         ...(options.amount !== undefined ? { amount: options.amount } : { duration: options.duration }),
         timeout: 10,
-        requests: options.requests
+        requests: options.requests,
+        ...(options.setupClient ? { setupClient: options.setupClient } : {})
       },
       (error, result) => {
         if (error) {

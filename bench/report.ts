@@ -124,7 +124,7 @@ export function renderMarkdown(results: BenchResults): string {
 
   out.push('## Results', '');
   for (const size of SIZES) {
-    const scenarios = SCENARIO_ORDER.filter((id) => SCENARIOS[id].size === size && runs.some((run) => run.scenario === id));
+    const scenarios = SCENARIO_ORDER.filter((id) => SCENARIOS[id].size === size && !SCENARIOS[id].contention && runs.some((run) => run.scenario === id));
     if (scenarios.length === 0) continue;
     out.push(`### ${SIZE_TITLES[size][0].toUpperCase()}${SIZE_TITLES[size].slice(1)}`, '');
     if (size !== 'small') out.push('bare NestJS and @nestjs/jwt store no session: their rows are in the small-session table, and × bare is against the same bare run.', '');

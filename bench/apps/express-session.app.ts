@@ -1,12 +1,12 @@
 // (2) NestJS + express-session + connect-redis, configured the way its README shows:
 // resave: false, saveUninitialized: false, a node-redis client (connect-redis 10 speaks node-redis only).
-import { Controller, Get, HttpCode, Module, Post, Query, Req } from '@nestjs/common';
+import { BadRequestException, Controller, Get, HttpCode, Module, Post, Query, Req } from '@nestjs/common';
 import { RedisStore } from 'connect-redis';
 import type { Request } from 'express';
 import session from 'express-session';
 import { createClient } from 'redis';
 import { BENCH_SECRET, exitOnBootFailure, requiredEnv, serve } from './serve.js';
-import { sessionData, sessionSizeOf } from './session-data.js';
+import { CONTENTION_KEY, sessionData, sessionSizeOf } from './session-data.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -16,6 +16,8 @@ declare module 'express-session' {
     user: Record<string, unknown>;
     x: number;
     n: number;
+    /** The contention scenarios' keys (CONTENTION_KEY). */
+    [key: string]: unknown;
   }
 }
 
@@ -55,6 +57,22 @@ class ExpressSessionController {
     if (size !== undefined && req.session.userId === undefined) Object.assign(req.session, sessionData(sessionSizeOf(size)));
     req.session.x = ++counter;
     return { x: req.session.x };
+  }
+
+  /** The contention scenarios: each request loads the whole session, sets one key and saves the whole session back. */
+  @Post('set')
+  @HttpCode(200)
+  set(@Req() req: Request, @Query('key') key: string, @Query('value') value: string) {
+    if (!CONTENTION_KEY.test(key ?? '') || !value) throw new BadRequestException('key and value, please');
+    req.session[key] = value;
+    return { key, value };
+  }
+
+  /** The whole session as a request reads it. */
+  @Get('all')
+  all(@Req() req: Request) {
+    const { cookie: _cookie, ...data } = req.session;
+    return data;
   }
 
   /** locked-inc: express-session has no lock, so this is a plain read-modify-write (updates can be lost). */

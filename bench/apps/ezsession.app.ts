@@ -1,8 +1,8 @@
 // (4) EzSession on MySQL + Redis, configured with the README's three options and nothing else.
-import { Controller, Get, HttpCode, Module, Post, Query } from '@nestjs/common';
+import { BadRequestException, Controller, Get, HttpCode, Module, Post, Query } from '@nestjs/common';
 import { EzSessionModule, EzSessionService, Jwt, Session } from '../../lib/index.js';
 import { BENCH_SECRET, exitOnBootFailure, requiredEnv, serve } from './serve.js';
-import { sessionData, sessionSizeOf } from './session-data.js';
+import { CONTENTION_KEY, sessionData, sessionSizeOf } from './session-data.js';
 
 type Data = Record<string, unknown>;
 
@@ -45,6 +45,21 @@ class EzSessionBenchController {
     return { x: session.x };
   }
 
+  /** The contention scenarios: many connections set keys of one session at once, unlocked (the writes merge by key). */
+  @Post('set')
+  @HttpCode(200)
+  set(@Session() session: Data, @Query('key') key: string, @Query('value') value: string) {
+    if (!CONTENTION_KEY.test(key ?? '') || !value) throw new BadRequestException('key and value, please');
+    session[key] = value;
+    return { key, value };
+  }
+
+  /** The whole session as a request reads it (the contention check compares it with the row). */
+  @Get('all')
+  all(@Session({ readonly: true }) session: Data) {
+    return session;
+  }
+
   /** locked-inc: read-modify-write under the session's lock. */
   @Post('inc')
   @HttpCode(200)
@@ -73,6 +88,8 @@ serve(EzSessionBenchModule, {
       const started = performance.now();
       const deleted = await app.get(EzSessionService).gc();
       return { deleted, ms: performance.now() - started };
-    }
+    },
+    // Writes and the writes that lost to a concurrent one and were tried again, since boot: the driver takes the difference over a window.
+    '/metrics': async (app) => app.get(EzSessionService).metrics()
   }
 }).catch(exitOnBootFailure);

@@ -41,3 +41,10 @@ export function sessionData(size: SessionSize): Record<string, unknown> {
   };
 }
 
+
+/**
+ * Keys the contention scenarios write (`k0`, `k1`, … one per connection; `shared`; the probe's
+ * `probe`): plain names that cannot clash with what the apps keep in a session themselves
+ * (express-session's `cookie`, the login's fields).
+ */
+export const CONTENTION_KEY = /^(k\d{1,4}|shared|probe)$/;
