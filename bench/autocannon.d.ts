@@ -24,6 +24,8 @@ declare module 'autocannon' {
     amount?: number;
     pipelining?: number;
     timeout?: number;
+    /** ms between autocannon's samples (default 1000); a run ends on the first sample after it is done. */
+    sampleInt?: number;
     method?: string;
     headers?: Record<string, string>;
     requests?: AutocannonRequest[];

@@ -58,6 +58,11 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         connections: options.connections,
         ...(options.amount !== undefined ? { amount: options.amount } : { duration: options.duration }),
         timeout: 10,
+        // autocannon notices that a run is over (its time is up, or every connection got its last
+        // answer) only on its next sample tick: at the default 1 s, every run would idle up to a
+        // second at its end. Its per-tick samples are not used here (rates and latencies are
+        // computed from the responses), so the tick only sets how soon the run returns.
+        sampleInt: 100,
         requests: options.requests,
         ...(options.setupClient ? { setupClient: options.setupClient } : {})
       },
