@@ -72,7 +72,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
           return;
         }
         // From the start to the last response: autocannon only notices it is done on its next
-        // once-a-second tick, so the time to its callback would round every run up to whole seconds.
+        // sample tick, so the time to its callback would round every run up to whole ticks.
         const elapsedSeconds = ((completed > 0 ? lastAt : performance.now()) - started) / 1000;
         const sorted = latencies.subarray(0, okCount).sort();
         let sum = 0;

@@ -108,6 +108,8 @@ export interface ContentionResult {
   keys: number;
   lostInStore: string[];
   lostInRead: string[];
+  /** Size of the session's data in the store afterwards, as JSON: the contended session carries every connection's key. */
+  storedBytes: number;
 }
 
 export interface ProfileResult {
@@ -478,9 +480,10 @@ export class Bench {
 
   /** The contention window's keys against the session in its store and as the app reads it. */
   private async checkContention(app: AppDef, session: Headers, url: string, load: ContentionLoad): Promise<ContentionResult> {
-    const inStore = load.lostIn(await this.storedSession(app, session));
+    const stored = await this.storedSession(app, session);
+    const inStore = load.lostIn(stored);
     const inRead = load.lostIn(await readAll(url, session));
-    return { mode: load.mode, keys: inStore.keys, lostInStore: inStore.lost, lostInRead: inRead.lost };
+    return { mode: load.mode, keys: inStore.keys, lostInStore: inStore.lost, lostInRead: inRead.lost, storedBytes: JSON.stringify(stored ?? {}).length };
   }
 
   /** A session's data read from the store itself, around the app: EzSession's MySQL row, express-session's Redis entry. */
@@ -685,7 +688,7 @@ export function describeRun(run: RunResult): string {
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   const flags = run.problem ? `  !! ${run.problem}` : run.flagged ? `  !! non-2xx ${run.non2xx}, errors ${run.errors} ${JSON.stringify(run.statusCodes)}` : '';
   const inc = run.increments ? `  increments stored ${run.increments.stored}/${run.increments.answered}` : '';
-  const writes = run.writes ? `  retries/write ${f(run.writes.retries / Math.max(1, run.writes.writes), 3)}` : '';
+  const writes = run.writes?.writes ? `  retries/write ${f(run.writes.retries / Math.max(1, run.writes.writes), 3)}` : '';
   const contention = run.contention
     ? `  lost keys ${run.contention.lostInStore.length}/${run.contention.keys} in the store, ${run.contention.lostInRead.length}/${run.contention.keys} read`
     : '';

@@ -8,6 +8,7 @@
 //   --no-profile                    do not re-run missed EzSession targets under node --cpu-prof
 //   --profile=write,stored-read     profile these EzSession scenarios (whether or not a target missed)
 //   --apps=a,b --scenarios=x,y      a partial run: printed only, BENCHMARKS.md is left alone
+//   --out=DIR                       write BENCHMARKS.md, results.svg and results.json to DIR instead (also for a partial run)
 //   --report-only                   re-render BENCHMARKS.md and the chart from bench/results.json
 //
 // Environment: BENCH_SECONDS (measured per round, default 5), BENCH_ROUNDS (default 3: each app and
@@ -81,6 +82,10 @@ function parseArgs(argv) {
         break;
       case '--scenarios':
         options.scenarios = value.split(',');
+        break;
+      case '--out':
+        if (!value) throw new Failure('--out takes a directory: --out=/tmp/bench-report');
+        options.out = value;
         break;
       case '--report-only':
         options.reportOnly = true;
@@ -160,7 +165,10 @@ async function main(options) {
   const results = await runBench(context, options);
   if (signalled) return 1;
 
-  if (options.apps || options.scenarios) {
+  if (options.out) {
+    writeReport(root, results, options.out);
+    console.log(`\nWrote BENCHMARKS.md, results.svg and results.json to ${options.out}.`);
+  } else if (options.apps || options.scenarios) {
     console.log('\nPartial run (--apps / --scenarios): BENCHMARKS.md not rewritten.');
   } else {
     writeReport(root, results);
