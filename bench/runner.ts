@@ -694,7 +694,7 @@ export function describeRun(run: RunResult): string {
     : '';
   const cpu = `cpu app ${f(run.cpu.app ?? NaN, 0)}% mysql ${f(run.cpu.mysql ?? NaN, 0)}% redis ${f(run.cpu.redis ?? NaN, 0)}% load ${f(run.cpu.load, 0)}% other ${f(run.cpu.other ?? NaN, 0)}%`;
   return (
-    `${run.app.padEnd(16)} ${run.scenario.padEnd(13)} ${f(run.rps, 0).padStart(7)} req/s  p50 ${f(run.p50)} ms  p99 ${f(run.p99)} ms  ` +
+    `${run.app.padEnd(16)} ${run.scenario.padEnd(15)} ${f(run.rps, 0).padStart(7)} req/s  p50 ${f(run.p50)} ms  p99 ${f(run.p99)} ms  ` +
     `app cpu ${f(run.appCpuUsPerRequest ?? NaN, 0)} µs/req  ` +
     `redis ${f(run.redisPerRequest)}/req (sent ${f(run.redisSent?.perRequest ?? NaN)})  mysql ${f(run.mysqlPerRequest)}/req  ${cpu}${inc}${writes}${contention}${flags}`
   );
