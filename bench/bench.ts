@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { APP_ORDER, APPS, SCENARIO_ORDER, type AppId, type ScenarioId } from './definitions.js';
 import { allCpus } from './processes.js';
 import { renderChart, renderMarkdown, targetLines, type BenchResults, type MachineInfo } from './report.js';
+import { measureRevocations, REVOCATION_TOPOLOGIES } from './revocation.js';
 import { Bench, describeRun, type BenchContext, type ProfileResult, type RunResult } from './runner.js';
 import { evaluateTargets } from './targets.js';
 
@@ -17,6 +18,8 @@ export interface BenchOptions {
   gc?: number;
   /** Requests for the memory soak; undefined: no soak. */
   soak?: number;
+  /** Revocations per Redis topology for the propagation measurement; undefined: not run. */
+  revocations?: number;
   /** Profile the EzSession scenarios behind missed targets (`true`), these scenarios, or none (`false`). */
   profile: boolean | ScenarioId[];
 }
@@ -93,9 +96,20 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
       soak = { amount: options.soak, results };
     }
 
-    if (scale) {
+    let revocation: BenchResults['revocation'];
+    if (options.revocations) {
+      context.log(`\nRevocation across two instances: ${options.revocations.toLocaleString('en-US')} revocations on each Redis topology`);
+      revocation = [];
+      for (const topology of REVOCATION_TOPOLOGIES) {
+        const result = await measureRevocations(context, topology, options.revocations);
+        context.log(`  ${topology}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(2)} ms, ${result.missed} missed`);
+        revocation.push(result);
+      }
+    }
+
+    if (scale || revocation) {
       context.log('');
-      for (const line of targetLines(runs, scale)) context.log(line);
+      for (const line of targetLines(runs, scale, revocation)) context.log(line);
     }
 
     const { settings } = context;
@@ -116,7 +130,8 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
       profiles,
       scale,
       gcUnderLoad,
-      soak
+      soak,
+      revocation
     };
   } finally {
     await bench.close();

@@ -1,5 +1,6 @@
 import { APP_ORDER, APPS, CONTENTION_ORDER, SCENARIO_ORDER, SCENARIOS, SIZE_TITLES, SIZES, type AppId } from './definitions.js';
 import { NOISY_OTHER_CPU, type GcUnderLoadResult, type ProfileResult, type RunResult, type ScaleResult, type SoakResult } from './runner.js';
+import type { RevocationResult } from './revocation.js';
 import { commands, evaluateTargets, findRun, latencySpread, lostKeys, type TargetCheck } from './targets.js';
 
 export interface MachineInfo {
@@ -33,6 +34,7 @@ export interface BenchResults {
   scale?: ScaleResult[];
   gcUnderLoad?: GcUnderLoadResult[];
   soak?: { amount: number; results: SoakResult[] };
+  revocation?: RevocationResult[];
 }
 
 const APP_COLORS: Record<AppId, string> = {
@@ -49,8 +51,8 @@ const ratio = (a: RunResult | undefined, b: RunResult | undefined) => (a && b &&
 const mark = (check: TargetCheck) => (check.skipped ? 'SKIP ' : check.pass === undefined ? '' : check.pass ? 'PASS ' : 'MISS ');
 
 /** The PASS / MISS / SKIP lines, as printed and as written to BENCHMARKS.md. */
-export function targetLines(runs: RunResult[], scale?: ScaleResult[]): string[] {
-  return evaluateTargets(runs, scale).map((check) => `${mark(check)}${check.text}`);
+export function targetLines(runs: RunResult[], scale?: ScaleResult[], revocation?: RevocationResult[]): string[] {
+  return evaluateTargets(runs, scale, revocation).map((check) => `${mark(check)}${check.text}`);
 }
 
 /** BENCHMARKS.md: a pure function of the results, so the same results always render the same file. */
@@ -174,7 +176,7 @@ export function renderMarkdown(results: BenchResults): string {
     ''
   );
   out.push('```');
-  out.push(...targetLines(runs, results.scale));
+  out.push(...targetLines(runs, results.scale, results.revocation));
   out.push('```', '');
   out.push(
     'Where the counts come from. A stored read is one Redis GET (a cache hit) and no MySQL. ' +
@@ -222,6 +224,10 @@ export function renderMarkdown(results: BenchResults): string {
   if (!results.gcUnderLoad) out.push('Not run (`npm run bench -- --gc`).', '');
   else out.push(...renderGc(results.gcUnderLoad), '');
 
+  out.push('## Revocation across instances', '');
+  if (!results.revocation) out.push('Not run (a full run, or `npm run bench -- --revocation`).', '');
+  else out.push(...renderRevocation(results.revocation), '');
+
   out.push('## Memory', '');
   if (!results.soak) out.push('Not run (`npm run bench -- --soak N`).', '');
   else out.push(...renderSoak(results.soak), '');
@@ -231,6 +237,21 @@ export function renderMarkdown(results: BenchResults): string {
   else out.push(...renderProfiles(results.profiles), '');
 
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+function renderRevocation(results: RevocationResult[]): string[] {
+  const out = [
+    'Two EzSession app processes on one MariaDB, and Redis standalone, as a 3-master Cluster (each master with a replica), or behind Sentinel (master, replica, three Sentinels). ' +
+      'The driver revokes session ids on the first instance, one after another (`EzSessionService.revoke`); the second instance notes when its revocation registry learns each id. ' +
+      'Delay: from the start of `revoke()` on the first instance (its lock, tombstone and row delete included) to the second knowing the id, both read from the same machine clock.',
+    '',
+    '| Redis | revocations | p50 ms | p99 ms | max ms | not heard within 1 s |',
+    '|---|--:|--:|--:|--:|--:|'
+  ];
+  for (const result of results) {
+    out.push(`| ${result.topology} | ${int(result.revocations)} | ${num(result.p50)} | ${num(result.p99)} | ${num(result.max)} | ${result.missed} |`);
+  }
+  return out;
 }
 
 /** One session, every connection writing to it: what the store kept, what it cost per write, and p99. */

@@ -1,4 +1,5 @@
 import type { AppId, ScenarioId } from './definitions.js';
+import type { RevocationResult } from './revocation.js';
 import type { RunResult, ScaleResult } from './runner.js';
 
 export interface TargetCheck {
@@ -57,7 +58,7 @@ function fastPathStatements(run: RunResult): number {
 }
 
 /** The issues' targets for EzSession (issue 10: the three read ratios; issue 11: the write path), each PASS, MISS or SKIP with its numbers. */
-export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[]): TargetCheck[] {
+export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[], revocation?: RevocationResult[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const ez = (scenario: ScenarioId) => findRun(runs, 'ezsession', scenario);
   const es = (scenario: ScenarioId) => findRun(runs, 'express-session', scenario);
@@ -184,6 +185,7 @@ export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[]): Targe
   }
 
   checks.push(scaleCheck(scale));
+  checks.push(...revocationChecks(revocation));
 
   {
     const uncontended = ez('write');
@@ -237,6 +239,17 @@ function mysqlKinds(run: RunResult): string {
 export function latencySpread(scale: ScaleResult[], scenario: ScenarioId, pick: (run: RunResult) => number): { values: number[]; spread: number } {
   const values = scale.map((step) => step.runs.find((run) => run.scenario === scenario)).filter((run): run is RunResult => !!run).map(pick);
   return { values, spread: values.length ? (Math.max(...values) - Math.min(...values)) / Math.min(...values) : Number.NaN };
+}
+
+/** Issue 13: a revocation reaches the other instance in under 100 ms at the 99th percentile, on every topology. */
+function revocationChecks(revocation: RevocationResult[] | undefined): TargetCheck[] {
+  if (!revocation) return [{ skipped: true, text: 'revocation across instances (p99 < 100 ms on standalone, Cluster, Sentinel): not run (a full run, or --revocation)' }];
+  return revocation.map((result) => ({
+    pass: result.p99 < 100 && result.missed === 0,
+    text:
+      `revocation across two instances, ${result.topology}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(2)} ms ` +
+      `over ${result.revocations.toLocaleString('en-US')} revocations, ${result.missed} not heard within a second (target p99 < 100 ms, none missed)`
+  }));
 }
 
 function scaleCheck(scale: ScaleResult[] | undefined): TargetCheck {

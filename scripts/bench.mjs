@@ -7,6 +7,8 @@
 //   --soak N                        also: memory after N requests of mixed scenarios
 //   --no-profile                    do not re-run missed EzSession targets under node --cpu-prof
 //   --profile=write,stored-read     profile these EzSession scenarios (whether or not a target missed)
+//   --revocation[=1000]             how fast a revocation reaches a second instance, on Redis standalone,
+//                                   Cluster and Sentinel (part of every full run; --no-revocation skips it)
 //   --apps=a,b --scenarios=x,y      a partial run: printed only, BENCHMARKS.md is left alone
 //   --out=DIR                       write BENCHMARKS.md, results.svg and results.json to DIR instead (also for a partial run)
 //   --report-only                   re-render BENCHMARKS.md and the chart from bench/results.json
@@ -76,6 +78,13 @@ function parseArgs(argv) {
         options.soak = amount;
         break;
       }
+      case '--revocation':
+        options.revocations = Number(value ?? 1000);
+        if (!Number.isInteger(options.revocations) || options.revocations < 1) throw new Failure(`--revocation takes a number of revocations: ${value}`);
+        break;
+      case '--no-revocation':
+        options.revocations = 0;
+        break;
       case '--no-profile':
         options.profile = false;
         break;
@@ -138,6 +147,8 @@ async function main(options) {
     { binary: 'mariadbd', aptPackage: 'mariadb-server' },
     { binary: 'mariadb-install-db', aptPackage: 'mariadb-server' },
     { binary: 'redis-server', aptPackage: 'redis-server' },
+    // The revocation measurement forms a Redis Cluster.
+    { binary: 'redis-cli', aptPackage: 'redis-tools' },
   ]);
 
   // The app gets CPU 0 to itself; this process (autocannon) and the servers it starts get CPU 1.
@@ -167,6 +178,8 @@ async function main(options) {
     settings,
     log: (message) => console.log(message),
   };
+  // A full run also measures revocation across instances; a partial one only when asked.
+  if (options.revocations === undefined && !options.apps && !options.scenarios) options.revocations = 1000;
   const results = await runBench(context, options);
   if (signalled) return 1;
 

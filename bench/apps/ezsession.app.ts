@@ -1,12 +1,15 @@
 // (4) EzSession on MySQL + Redis, configured with the README's three options and nothing else.
 import { BadRequestException, Controller, Get, HttpCode, Module, Post, Query } from '@nestjs/common';
 import { EzSessionModule, EzSessionService, Jwt, Session } from '../../lib/index.js';
+import { RevocationRegistry } from '../../lib/revocation/revocation.registry.js';
 import { BENCH_SECRET, exitOnBootFailure, requiredEnv, serve } from './serve.js';
 import { CONTENTION_KEY, sessionData, sessionSizeOf } from './session-data.js';
 
 type Data = Record<string, unknown>;
 
 let counter = 0;
+/** When this instance learned of each revoked id (epoch ms), for the revocation bench. */
+const heard = new Map<string, number>();
 
 @Controller()
 class EzSessionBenchController {
@@ -74,7 +77,8 @@ class EzSessionBenchController {
     EzSessionModule.forRoot({
       secret: BENCH_SECRET,
       database: { type: 'mysql', url: requiredEnv('BENCH_MYSQL_URL') },
-      redis: requiredEnv('BENCH_REDIS_URL')
+      // The revocation bench hands over a Cluster's nodes or Sentinel options as JSON.
+      redis: process.env.BENCH_REDIS_OPTION ? JSON.parse(process.env.BENCH_REDIS_OPTION) : requiredEnv('BENCH_REDIS_URL')
     })
   ],
   controllers: [EzSessionBenchController]
@@ -90,6 +94,16 @@ serve(EzSessionBenchModule, {
       return { deleted, ms: performance.now() - started };
     },
     // Writes and the writes that lost to a concurrent one and were tried again, since boot: the driver takes the difference over a window.
-    '/metrics': async (app) => app.get(EzSessionService).metrics()
+    '/metrics': async (app) => app.get(EzSessionService).metrics(),
+    // The revocation bench: revoke a session id here, and say when this instance heard of ids revoked elsewhere.
+    '/revoke': async (app, url) => {
+      const startedAt = performance.timeOrigin + performance.now();
+      await app.get(EzSessionService).revoke(url.searchParams.get('sid') ?? '');
+      return { startedAt };
+    },
+    '/heard': async () => Object.fromEntries(heard)
+  },
+  configure: (app) => {
+    app.get(RevocationRegistry).onRevoked((sid) => heard.set(sid, performance.timeOrigin + performance.now()));
   }
 }).catch(exitOnBootFailure);
