@@ -8,6 +8,13 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string | Buffer;
     setupRequest?: (request: AutocannonRequest & { headers: Record<string, string> }, context: Record<string, unknown>) => AutocannonRequest;
+    /** Called with every response to this request, before the connection sends its next one. */
+    onResponse?: (status: number, body: string, context: Record<string, unknown>, headers: Record<string, string>) => void;
+  }
+
+  /** One connection (autocannon clones the options for each, so requests set here are this connection's own). */
+  export interface Client extends EventEmitter {
+    setRequests(requests: AutocannonRequest[]): void;
   }
 
   export interface AutocannonOptions {
@@ -17,9 +24,13 @@ declare module 'autocannon' {
     amount?: number;
     pipelining?: number;
     timeout?: number;
+    /** ms between autocannon's samples (default 1000); a run ends on the first sample after it is done. */
+    sampleInt?: number;
     method?: string;
     headers?: Record<string, string>;
     requests?: AutocannonRequest[];
+    /** Called once per connection, before its first request. */
+    setupClient?: (client: Client) => void;
   }
 
   export interface AutocannonResult {

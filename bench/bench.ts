@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { APP_ORDER, APPS, SCENARIO_ORDER, type AppId, type ScenarioId } from './definitions.js';
 import { allCpus } from './processes.js';
 import { renderChart, renderMarkdown, targetLines, type BenchResults, type MachineInfo } from './report.js';
+import { measureRevocations, REVOCATION_TOPOLOGIES } from './revocation.js';
 import { Bench, describeRun, type BenchContext, type ProfileResult, type RunResult } from './runner.js';
 import { evaluateTargets } from './targets.js';
 
@@ -17,20 +18,12 @@ export interface BenchOptions {
   gc?: number;
   /** Requests for the memory soak; undefined: no soak. */
   soak?: number;
+  /** Revocations per Redis topology for the propagation measurement; undefined: not run. */
+  revocations?: number;
   /** Profile the EzSession scenarios behind missed targets (`true`), these scenarios, or none (`false`). */
   profile: boolean | ScenarioId[];
 }
 
-/** Apps profiled next to EzSession for a missed target, to see where the difference goes. */
-const PROFILE_COUNTERPART: Partial<Record<ScenarioId, AppId[]>> = {
-  untouched: ['bare'],
-  'claims-read': ['jwt-key'],
-  'stored-read': ['express-session'],
-  write: ['express-session']
-};
-
-/** Which EzSession scenario each target reads. */
-const TARGET_SCENARIOS: ScenarioId[] = ['untouched', 'claims-read', 'stored-read', 'write'];
 
 export async function runBench(context: BenchContext, options: BenchOptions): Promise<BenchResults> {
   const bench = await Bench.open(context);
@@ -57,27 +50,22 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
     const runs = [...byKey.values()].map(bestRound);
 
     context.log('');
+    // The scale target is not known yet: these lines are printed again, complete, at the end.
     for (const line of targetLines(runs)) context.log(line);
 
     const profiles: ProfileResult[] = [];
-    const toProfile = Array.isArray(options.profile)
-      ? options.profile
-      : options.profile
-        ? missedScenarios(runs)
-        : [];
-    if (toProfile.length) context.log(`\nProfiling EzSession (node --cpu-prof): ${toProfile.join(', ')}`);
-    for (const scenario of toProfile) {
-      for (const appId of ['ezsession', ...(PROFILE_COUNTERPART[scenario] ?? [])] as AppId[]) {
-        const profile = await bench.profile(appId, scenario);
-        profiles.push(profile);
-        const { summary } = profile;
-        context.log(`  ${describeRun(profile.run)}`);
-        context.log(
-          `  top self time in the measured window (${(summary.totalMs / 1000).toFixed(1)} s of samples, ${((100 * summary.idleMs) / summary.totalMs).toFixed(0)}% idle; % of busy time):`
-        );
-        for (const entry of summary.self.slice(0, 12)) context.log(`    ${entry.percent.toFixed(1).padStart(5)}%  ${entry.frame}`);
-        context.log(`  by owner: ${summary.byOwner.slice(0, 8).map((entry) => `${entry.frame} ${entry.percent.toFixed(1)}%`).join(', ')}`);
-      }
+    const toProfile = profilePlan(runs, options.profile);
+    if (toProfile.length) context.log(`\nProfiling (node --cpu-prof): ${toProfile.map(({ app, scenario }) => `${app}/${scenario}`).join(', ')}`);
+    for (const { app: appId, scenario } of toProfile) {
+      const profile = await bench.profile(appId, scenario);
+      profiles.push(profile);
+      const { summary } = profile;
+      context.log(`  ${describeRun(profile.run)}`);
+      context.log(
+        `  top self time in the measured window (${(summary.totalMs / 1000).toFixed(1)} s of samples, ${((100 * summary.idleMs) / summary.totalMs).toFixed(0)}% idle; % of busy time):`
+      );
+      for (const entry of summary.self.slice(0, 12)) context.log(`    ${entry.percent.toFixed(1).padStart(5)}%  ${entry.frame}`);
+      context.log(`  by owner: ${summary.byOwner.slice(0, 8).map((entry) => `${entry.frame} ${entry.percent.toFixed(1)}%`).join(', ')}`);
     }
 
     let scale: BenchResults['scale'];
@@ -108,6 +96,22 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
       soak = { amount: options.soak, results };
     }
 
+    let revocation: BenchResults['revocation'];
+    if (options.revocations) {
+      context.log(`\nRevocation across two instances: ${options.revocations.toLocaleString('en-US')} revocations on each Redis topology`);
+      revocation = [];
+      for (const topology of REVOCATION_TOPOLOGIES) {
+        const result = await measureRevocations(context, topology, options.revocations);
+        context.log(`  ${topology}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(2)} ms, ${result.missed} missed`);
+        revocation.push(result);
+      }
+    }
+
+    if (scale || revocation) {
+      context.log('');
+      for (const line of targetLines(runs, scale, revocation)) context.log(line);
+    }
+
     const { settings } = context;
     return {
       machine,
@@ -117,6 +121,7 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
         seconds: settings.seconds,
         rounds: settings.rounds,
         pool: settings.pool,
+        sample: settings.sample,
         pinned: settings.appCpu !== undefined,
         appCpu: settings.appCpu,
         loadCpu: settings.loadCpu
@@ -125,7 +130,8 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
       profiles,
       scale,
       gcUnderLoad,
-      soak
+      soak,
+      revocation
     };
   } finally {
     await bench.close();
@@ -134,13 +140,17 @@ export async function runBench(context: BenchContext, options: BenchOptions): Pr
 
 /**
  * The round with the most req/s (noise on a shared machine only ever slows a run down), and a
- * flag when any round was flagged; every round's req/s is kept for the details table.
+ * flag when any round was flagged; every round's req/s is kept for the details table. Lost keys
+ * are not noise: a contention result is the worst round's.
  */
 function bestRound(rounds: RunResult[]): RunResult {
   const best = rounds.reduce((a, b) => (b.rps > a.rps ? b : a));
   const flagged = rounds.find((run) => run.flagged);
+  const lost = (run: RunResult) => (run.contention ? new Set([...run.contention.lostInStore, ...run.contention.lostInRead]).size : 0);
+  const worst = rounds.reduce((a, b) => (lost(b) > lost(a) ? b : a));
   return {
     ...best,
+    contention: worst.contention,
     roundsRps: rounds.map((run) => run.rps),
     flagged: Boolean(flagged),
     non2xx: flagged && !best.flagged ? flagged.non2xx : best.non2xx,
@@ -149,18 +159,40 @@ function bestRound(rounds: RunResult[]): RunResult {
   };
 }
 
-/** The EzSession scenarios whose target missed. */
-function missedScenarios(runs: RunResult[]): ScenarioId[] {
-  const checks = evaluateTargets(runs).filter((check) => check.pass !== undefined);
-  return TARGET_SCENARIOS.filter((scenario, i) => checks[i] && checks[i].pass === false && runs.some((run) => run.app === 'ezsession' && run.scenario === scenario));
+/**
+ * What to profile: the EzSession scenario behind each missed target (or each scenario asked for)
+ * and what it is compared with, to see where the difference goes; each (app, scenario) once.
+ */
+function profilePlan(runs: RunResult[], asked: BenchOptions['profile']): Array<{ app: AppId; scenario: ScenarioId }> {
+  if (asked === false) return [];
+  const checks = evaluateTargets(runs);
+  const plans = Array.isArray(asked)
+    ? asked.map(
+        (scenario) =>
+          checks.find((check) => check.profile?.scenario === scenario)?.profile ?? {
+            scenario,
+            against: APPS['express-session'].scenarios.includes(scenario) ? [{ app: 'express-session' as const, scenario }] : []
+          }
+      )
+    : checks
+        .filter((check) => check.pass === false && check.profile && runs.some((run) => run.app === 'ezsession' && run.scenario === check.profile!.scenario))
+        .map((check) => check.profile!);
+  const seen = new Set<string>();
+  return plans
+    .flatMap(({ scenario, against }) => [{ app: 'ezsession' as AppId, scenario }, ...against])
+    .filter(({ app, scenario }) => !seen.has(`${app}/${scenario}`) && seen.add(`${app}/${scenario}`));
 }
 
-/** BENCHMARKS.md, bench/results.svg and bench/results.json (the results the other two are rendered from). */
-export function writeReport(root: string, results: BenchResults): void {
-  mkdirSync(join(root, 'bench'), { recursive: true });
-  writeFileSync(join(root, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(root, 'bench', 'results.svg'), renderChart(results.runs));
-  writeFileSync(join(root, 'BENCHMARKS.md'), renderMarkdown(results));
+/**
+ * BENCHMARKS.md, bench/results.svg and bench/results.json (the results the other two are rendered
+ * from); with `outDir`, the three files go there instead (a partial run's report, to review it).
+ */
+export function writeReport(root: string, results: BenchResults, outDir?: string): void {
+  const [markdown, data] = outDir ? [outDir, outDir] : [root, join(root, 'bench')];
+  mkdirSync(data, { recursive: true });
+  writeFileSync(join(data, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(data, 'results.svg'), renderChart(results.runs));
+  writeFileSync(join(markdown, 'BENCHMARKS.md'), renderMarkdown(results));
 }
 
 /** Re-renders BENCHMARKS.md and the chart from bench/results.json. */

@@ -1,4 +1,4 @@
-import autocannon, { type AutocannonRequest } from 'autocannon';
+import autocannon, { type AutocannonRequest, type Client } from 'autocannon';
 
 export interface LoadOptions {
   url: string;
@@ -7,6 +7,8 @@ export interface LoadOptions {
   duration?: number;
   amount?: number;
   requests: AutocannonRequest[];
+  /** Per-connection requests (the contention scenarios give each connection its own key). */
+  setupClient?: (client: Client) => void;
   /** Latencies count only from when this settles (everything still counts towards `completed`). */
   measureFrom?: Promise<unknown>;
   /** Stops the run early when this settles. */
@@ -56,7 +58,13 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         connections: options.connections,
         ...(options.amount !== undefined ? { amount: options.amount } : { duration: options.duration }),
         timeout: 10,
-        requests: options.requests
+        // autocannon notices that a run is over (its time is up, or every connection got its last
+        // answer) only on its next sample tick: at the default 1 s, every run would idle up to a
+        // second at its end. Its per-tick samples are not used here (rates and latencies are
+        // computed from the responses), so the tick only sets how soon the run returns.
+        sampleInt: 100,
+        requests: options.requests,
+        ...(options.setupClient ? { setupClient: options.setupClient } : {})
       },
       (error, result) => {
         if (error) {
@@ -64,7 +72,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
           return;
         }
         // From the start to the last response: autocannon only notices it is done on its next
-        // once-a-second tick, so the time to its callback would round every run up to whole seconds.
+        // sample tick, so the time to its callback would round every run up to whole ticks.
         const elapsedSeconds = ((completed > 0 ? lastAt : performance.now()) - started) / 1000;
         const sorted = latencies.subarray(0, okCount).sort();
         let sum = 0;

@@ -1,6 +1,7 @@
-import { APP_ORDER, APPS, SCENARIO_ORDER, SCENARIOS, type AppId } from './definitions.js';
+import { APP_ORDER, APPS, CONTENTION_ORDER, SCENARIO_ORDER, SCENARIOS, SIZE_TITLES, SIZES, type AppId } from './definitions.js';
 import { NOISY_OTHER_CPU, type GcUnderLoadResult, type ProfileResult, type RunResult, type ScaleResult, type SoakResult } from './runner.js';
-import { commands, evaluateTargets, findRun, type TargetCheck } from './targets.js';
+import type { RevocationResult } from './revocation.js';
+import { commands, evaluateTargets, findRun, latencySpread, lostKeys, type TargetCheck } from './targets.js';
 
 export interface MachineInfo {
   cpus: number;
@@ -22,6 +23,8 @@ export interface BenchResults {
     seconds: number;
     rounds?: number;
     pool: number;
+    /** Absent in results of runs before the sent-commands sample existed. */
+    sample?: number;
     pinned: boolean;
     appCpu?: number;
     loadCpu?: number;
@@ -31,6 +34,7 @@ export interface BenchResults {
   scale?: ScaleResult[];
   gcUnderLoad?: GcUnderLoadResult[];
   soak?: { amount: number; results: SoakResult[] };
+  revocation?: RevocationResult[];
 }
 
 const APP_COLORS: Record<AppId, string> = {
@@ -44,11 +48,11 @@ const APP_COLORS: Record<AppId, string> = {
 const num = (value: number | undefined, digits = 2) => (value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits));
 const int = (value: number) => Math.round(value).toLocaleString('en-US');
 const ratio = (a: RunResult | undefined, b: RunResult | undefined) => (a && b && b.rps > 0 ? `${(a.rps / b.rps).toFixed(2)}×` : '–');
-const mark = (check: TargetCheck) => (check.pass === undefined ? '' : check.pass ? 'PASS ' : 'MISS ');
+const mark = (check: TargetCheck) => (check.skipped ? 'SKIP ' : check.pass === undefined ? '' : check.pass ? 'PASS ' : 'MISS ');
 
-/** The PASS / MISS lines, as printed and as written to BENCHMARKS.md. */
-export function targetLines(runs: RunResult[]): string[] {
-  return evaluateTargets(runs).map((check) => `${mark(check)}${check.text}`);
+/** The PASS / MISS / SKIP lines, as printed and as written to BENCHMARKS.md. */
+export function targetLines(runs: RunResult[], scale?: ScaleResult[], revocation?: RevocationResult[]): string[] {
+  return evaluateTargets(runs, scale, revocation).map((check) => `${mark(check)}${check.text}`);
 }
 
 /** BENCHMARKS.md: a pure function of the results, so the same results always render the same file. */
@@ -98,6 +102,15 @@ export function renderMarkdown(results: BenchResults): string {
       '`locked-inc-1` sends every request to one session. `first-visit` sends no token: every request creates and stores a new session.'
   );
   out.push(
+    `- Two session sizes: every EzSession and express-session scenario runs on the ${SIZE_TITLES.small} and again (\`-1k\`) on the ${SIZE_TITLES['1k']}, ` +
+      'stored by `POST /login?size=1k` (a first visit: `POST /write?size=1k`); the data is the same in both apps (`bench/apps/session-data.ts`). ' +
+      'bare NestJS and @nestjs/jwt store no session and run once.'
+  );
+  out.push(
+    `- Contention (\`contend-keys\`, \`contend-key\`): all ${settings.connections} connections write to ONE session, each request \`POST /set?key=…&value=…\` with a new value: ` +
+      'each connection its own key (autocannon\'s per-connection setup), or all the same key. EzSession\'s handler is an unlocked `@Session()`. See [Contention](#contention).'
+  );
+  out.push(
     '- app CPU µs / req: the app process\'s CPU time (user + system, all threads, /proc/PID/stat) over the measured run ÷ requests. ' +
       'Unlike req/s it hardly moves when other processes take CPU away, so it is the steadier measure of what a request costs the app on this shared machine.'
   );
@@ -105,8 +118,14 @@ export function renderMarkdown(results: BenchResults): string {
     '- req/s: responses completed ÷ time from the start of the measured run to its last response. p50 / p99: nearest-rank percentiles of every 2xx response time (autocannon `response` events, sub-millisecond).'
   );
   out.push(
-    '- Redis / MySQL per request: counters read from the servers (Redis `INFO commandstats` calls, MariaDB `Questions`, via `test/support/storage-counters.ts`), ' +
-      'snapshotted around the measured run (after the servers have gone quiet from the warm-up; the snapshots\' own commands subtracted) and divided by the requests autocannon completed in it.'
+    '- Redis executed / req and MySQL / req: counters read from the servers (Redis `INFO commandstats` calls, MariaDB `Questions` and `Com_*`, via `test/support/storage-counters.ts`), ' +
+      'snapshotted around the measured run (after the servers have gone quiet from the warm-up; the snapshots\' own commands subtracted) and divided by the requests autocannon completed in it. ' +
+      'commandstats counts every command Redis executed, including the ones a Lua script runs inside Redis: an EVALSHA whose script does a GET and a SET counts as 3.'
+  );
+  out.push(
+    `- Redis sent / req: the commands the app sent, i.e. its round trips to Redis (a script's own calls left out), from Redis \`MONITOR\` during a separate sample of ${settings.sample ?? 'a few hundred'} more requests ` +
+      'of the same kind right after the measured window (`StorageCounters.measure()`, `BENCH_SAMPLE`). MONITOR makes Redis do extra work for every command, so it is never on during a measured window. ' +
+      "Issue 11's Redis targets are about commands sent."
   );
   out.push(
     '- Before its warm-up, each run sends one request the way the load will and checks the answer (status, the data read, and that the session sent was accepted rather than replaced): ' +
@@ -121,40 +140,62 @@ export function renderMarkdown(results: BenchResults): string {
   );
 
   out.push('## Results', '');
-  out.push('| App | Scenario | req/s | p50 ms | p99 ms | × bare | × express-session | Redis / req | MySQL / req | app CPU µs / req | non-2xx / errors |');
-  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
-  for (const scenario of SCENARIO_ORDER) {
-    for (const appId of APP_ORDER) {
-      const run = findRun(runs, appId, scenario);
-      if (!run) continue;
-      const es = findRun(runs, 'express-session', scenario);
-      const note = APPS[appId].notes?.[scenario];
-      out.push(
-        `| ${APPS[appId].title} | ${scenario}${note ? ` (${note})` : ''} | ${int(run.rps)} | ${num(run.p50)} | ${num(run.p99)} | ${ratio(run, bare)} | ` +
-          `${ratio(run, es)} | ${num(run.redisPerRequest)} | ${num(run.mysqlPerRequest)} | ${num(run.appCpuUsPerRequest, 0)} | ${run.flagged ? `⚠ ${run.non2xx} / ${run.errors}${run.problem ? ' (check failed)' : ''}` : '0 / 0'} |`
-      );
+  for (const size of SIZES) {
+    const scenarios = SCENARIO_ORDER.filter((id) => SCENARIOS[id].size === size && !SCENARIOS[id].contention && runs.some((run) => run.scenario === id));
+    if (scenarios.length === 0) continue;
+    out.push(`### ${SIZE_TITLES[size][0].toUpperCase()}${SIZE_TITLES[size].slice(1)}`, '');
+    if (size !== 'small') out.push('bare NestJS and @nestjs/jwt store no session: their rows are in the small-session table, and × bare is against the same bare run.', '');
+    out.push('| App | Scenario | req/s | p50 ms | p99 ms | × bare | × express-session | Redis executed / req | Redis sent / req | MySQL / req | app CPU µs / req | non-2xx / errors |');
+    out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const scenario of scenarios) {
+      for (const appId of APP_ORDER) {
+        const run = findRun(runs, appId, scenario);
+        if (!run) continue;
+        const es = findRun(runs, 'express-session', scenario);
+        const note = APPS[appId].notes?.[SCENARIOS[scenario].base];
+        out.push(
+          `| ${APPS[appId].title} | ${scenario}${note ? ` (${note})` : ''} | ${int(run.rps)} | ${num(run.p50)} | ${num(run.p99)} | ${ratio(run, bare)} | ` +
+            `${ratio(run, es)} | ${num(run.redisPerRequest)} | ${num(run.redisSent?.perRequest)} | ${num(run.mysqlPerRequest)} | ${num(run.appCpuUsPerRequest, 0)} | ` +
+            `${run.flagged ? `⚠ ${run.non2xx} / ${run.errors}${run.problem ? ' (check failed)' : ''}` : '0 / 0'} |`
+        );
+      }
     }
+    out.push('');
   }
   const problems = runs.filter((run) => run.problem);
-  if (problems.length) out.push('', ...problems.map((run) => `- ⚠ ${run.app} / ${run.scenario}: ${run.problem}`));
-  out.push('', '![Requests per second by scenario and app](bench/results.svg)', '');
+  if (problems.length) out.push(...problems.map((run) => `- ⚠ ${run.app} / ${run.scenario}: ${run.problem}`), '');
+  out.push('![Requests per second by scenario and app](bench/results.svg)', '');
+
+  out.push(...renderContention(runs));
 
   out.push('## Targets', '');
+  out.push(
+    'Issue 10: untouched ≥ 0.95× bare NestJS; claims-read ≥ 1.00× @nestjs/jwt with a KeyObject secret; stored-read ≥ 1.30× express-session on the small session. ' +
+      'Issue 11: the unlocked write, the first visit, the `lock: true` increment, the stored read on the 1 KB session, latency at scale and under contention. ' +
+      'Lines without PASS / MISS are for reference; SKIP: not measured by this kind of run.',
+    ''
+  );
   out.push('```');
-  out.push(...targetLines(runs));
+  out.push(...targetLines(runs, results.scale, results.revocation));
   out.push('```', '');
   out.push(
-    "EzSession's unlocked `@Session()` write reads the data before the handler (one Redis GET, a cache hit) and, after it, " +
-      'takes the lock and re-reads the row in MySQL before the UPDATE and the Redis SET: 2 Redis commands and 4 MySQL statements. ' +
-      'A `@Session({ lock: true })` handler reads the row under the lock instead of the cache, so it costs 1 Redis SET and the same 4 MySQL statements.',
+    'Where the counts come from. A stored read is one Redis GET (a cache hit) and no MySQL. ' +
+      "An unlocked `@Session()` write reads the session before the handler (that GET) and after it sends one versioned `UPDATE … WHERE version = ?` " +
+      '(a first visit: one INSERT) and one EVALSHA of a script that writes the cache entry only if its version is newer: 2 Redis commands sent. ' +
+      "Redis's own counters see 4, because the script's GET and SET run inside Redis and commandstats counts them besides the EVALSHA; they are not round trips. " +
+      'A write that loses to a concurrent write re-reads the row and tries again (a retry in `EzSessionService.metrics()`, 2 more statements); ' +
+      'writes of one session on one instance queue in memory and start from the previous result, so with one app process, as here, retries stay at 0. ' +
+      '`@Session({ lock: true })` takes GET_LOCK and reads the row in one statement (MariaDB), then UPDATE and RELEASE_LOCK: 3 statements and the EVALSHA. ' +
+      'express-session + connect-redis GETs the session before the handler and SETs it after a change (an untouched session gets an EXPIRE instead). ' +
+      'MySQL counts are MariaDB `Questions` (one per statement; a prepared statement counts once).',
     ''
   );
 
   out.push('## Details', '');
   out.push(
-    '| App | Scenario | req/s by round | requests | seconds | app CPU | MariaDB CPU | Redis CPU | load CPU | other CPU | load avg | app RSS MiB | Redis commands / req | MySQL statements / req | increments stored / answered |'
+    '| App | Scenario | req/s by round | requests | seconds | app CPU | MariaDB CPU | Redis CPU | load CPU | other CPU | load avg | app RSS MiB | Redis executed / req | Redis sent / req (sample) | MySQL statements / req | increments stored / answered |'
   );
-  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|');
+  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|---|---|');
   for (const scenario of SCENARIO_ORDER) {
     for (const appId of APP_ORDER) {
       const run = findRun(runs, appId, scenario);
@@ -162,7 +203,8 @@ export function renderMarkdown(results: BenchResults): string {
       out.push(
         `| ${APPS[appId].title} | ${scenario} | ${(run.roundsRps ?? [run.rps]).map(int).join(' / ')} | ${int(run.requests)} | ${num(run.seconds, 1)} | ${num(run.cpu.app, 0)}% | ${num(run.cpu.mysql, 0)}% | ${num(run.cpu.redis, 0)}% | ` +
           `${num(run.cpu.load, 0)}% | ${num(run.cpu.other, 0)}%${run.attempts === 2 ? ' (2nd)' : ''} | ${num(run.loadAverage, 1)} | ` +
-          `${num(run.rssMiB, 0)} | ${commands(run.redisByCommand)} | ${mysqlCommands(run)} | ${run.increments ? `${int(run.increments.stored)} / ${int(run.increments.answered)}` : ''} |`
+          `${num(run.rssMiB, 0)} | ${commands(run.redisByCommand)} | ${run.redisSent ? `${commands(run.redisSent.byCommand)} (${int(run.redisSent.requests)} requests)` : '–'} | ` +
+          `${mysqlCommands(run)} | ${run.increments ? `${int(run.increments.stored)} / ${int(run.increments.answered)}` : ''} |`
       );
     }
   }
@@ -182,6 +224,10 @@ export function renderMarkdown(results: BenchResults): string {
   if (!results.gcUnderLoad) out.push('Not run (`npm run bench -- --gc`).', '');
   else out.push(...renderGc(results.gcUnderLoad), '');
 
+  out.push('## Revocation across instances', '');
+  if (!results.revocation) out.push('Not run (a full run, or `npm run bench -- --revocation`).', '');
+  else out.push(...renderRevocation(results.revocation), '');
+
   out.push('## Memory', '');
   if (!results.soak) out.push('Not run (`npm run bench -- --soak N`).', '');
   else out.push(...renderSoak(results.soak), '');
@@ -191,6 +237,55 @@ export function renderMarkdown(results: BenchResults): string {
   else out.push(...renderProfiles(results.profiles), '');
 
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+function renderRevocation(results: RevocationResult[]): string[] {
+  const out = [
+    'Two EzSession app processes on one MariaDB, and Redis standalone, as a 3-master Cluster (each master with a replica), or behind Sentinel (master, replica, three Sentinels). ' +
+      'The driver revokes session ids on the first instance, one after another (`EzSessionService.revoke`); the second instance notes when its revocation registry learns each id. ' +
+      'Delay: from the start of `revoke()` on the first instance (its lock, tombstone and row delete included) to the second knowing the id, both read from the same machine clock.',
+    '',
+    '| Redis | revocations | p50 ms | p99 ms | max ms | not heard within 1 s |',
+    '|---|--:|--:|--:|--:|--:|'
+  ];
+  for (const result of results) {
+    out.push(`| ${result.topology} | ${int(result.revocations)} | ${num(result.p50)} | ${num(result.p99)} | ${num(result.max)} | ${result.missed} |`);
+  }
+  return out;
+}
+
+/** One session, every connection writing to it: what the store kept, what it cost per write, and p99. */
+function renderContention(runs: RunResult[]): string[] {
+  const rows = CONTENTION_ORDER.flatMap((scenario) => APP_ORDER.map((app) => findRun(runs, app, scenario)).filter((run): run is RunResult => !!run));
+  if (rows.length === 0) return [];
+  const out: string[] = ['## Contention', ''];
+  out.push(
+    'ONE stored session (small), every connection writing to it at once with an unlocked write: `contend-keys`, each connection its own key (`k0`, `k1`, …); ' +
+      '`contend-key`, all of them the same key. A connection sends its next request only after the answer to the last, so after the window the session must hold ' +
+      "each connection's last acknowledged value under its key (`contend-keys`), or the last acknowledged value of one of them (`contend-key`: last writer wins). " +
+      'The bench reads the session from the store itself (EzSession: its MySQL row; express-session: its Redis entry) and as the app reads it (`GET /all`; EzSession: through its cache): ' +
+      'a key lost is one that either read did not hold with that value (the worst round is shown). ' +
+      'Retries: writes that lost to a concurrent write and went again, from `EzSessionService.metrics()` (control route `/metrics`) over the window. ' +
+      'App CPU per write is set against the same app\'s uncontended `write` (a pool of small sessions); the contended session is larger by the time the run ends ' +
+      '(it holds every connection\'s key: "session bytes after", the data as JSON in the store), so the 1 KB `write-1k` is the closer size for reference.',
+    ''
+  );
+  out.push('| App | Scenario | req/s | p50 ms | p99 ms | keys lost (store / read) | session bytes after | retries / write | app CPU µs / write | × uncontended write | Redis sent / req | MySQL / req | non-2xx / errors |');
+  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const run of rows) {
+    const c = run.contention;
+    const uncontended = findRun(runs, run.app, 'write');
+    const cpuRatio = run.appCpuUsPerRequest && uncontended?.appCpuUsPerRequest ? `${num(run.appCpuUsPerRequest / uncontended.appCpuUsPerRequest)}×` : '–';
+    const note = APPS[run.app].notes?.[SCENARIOS[run.scenario].base];
+    out.push(
+      `| ${APPS[run.app].title} | ${run.scenario}${note ? ` (${note})` : ''} | ${int(run.rps)} | ${num(run.p50)} | ${num(run.p99)} | ` +
+        `${c ? `${lostKeys(run)} of ${c.keys} (${c.lostInStore.length} / ${c.lostInRead.length})` : '–'} | ${c ? int(c.storedBytes) : '–'} | ` +
+        `${run.writes ? num(run.writes.retries / Math.max(1, run.writes.writes), 3) : '–'} | ${num(run.appCpuUsPerRequest, 0)} | ${cpuRatio} | ` +
+        `${num(run.redisSent?.perRequest)} | ${num(run.mysqlPerRequest)} | ${run.flagged ? `⚠ ${run.non2xx} / ${run.errors}` : '0 / 0'} |`
+    );
+  }
+  out.push('');
+  return out;
 }
 
 function mysqlCommands(run: RunResult): string {
@@ -220,13 +315,11 @@ function renderScale(scale: ScaleResult[]): string[] {
   out.push('', '```');
   const scenarios = [...new Set(scale.flatMap((step) => step.runs.map((run) => run.scenario)))];
   for (const scenario of scenarios) {
-    const runs = scale.map((step) => step.runs.find((run) => run.scenario === scenario)).filter((run): run is RunResult => !!run);
     for (const [label, pick] of [
       ['p50', (run: RunResult) => run.p50],
       ['mean', (run: RunResult) => run.mean]
     ] as const) {
-      const values = runs.map(pick);
-      const spread = (Math.max(...values) - Math.min(...values)) / Math.min(...values);
+      const { values, spread } = latencySpread(scale, scenario, pick);
       out.push(
         `${spread <= 0.2 ? 'PASS' : 'MISS'} ${scenario} ${label} latency within 20% across ${scale.map((step) => int(step.rows)).join(' / ')} rows: ` +
           `${values.map((v) => `${v.toFixed(2)} ms`).join(' / ')} (spread ${(100 * spread).toFixed(0)}%)`

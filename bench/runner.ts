@@ -5,8 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { createTableStatements } from '../lib/storage/session-table.sql.js';
-import { StorageCounters, type StorageUsage } from '../test/support/storage-counters.js';
-import { prepareSessions, probe, requestFor, requestsFor, storedCount, type Headers } from './credentials.js';
+import { StorageCounters, type ServerUsage } from '../test/support/storage-counters.js';
+import { loadFor, prepareSessions, probe, readAll, requestFor, requestsFor, sessionIdOf, storedCount, type ContentionLoad, type Headers, type LoadPlan } from './credentials.js';
 import { APPS, SCENARIOS, type AppDef, type AppId, type ScenarioDef, type ScenarioId } from './definitions.js';
 import { runLoad, type LoadResult } from './load.js';
 import { cpuSeconds, loadAverage, machineBusySeconds, rssMiB, startApp, type AppProcess } from './processes.js';
@@ -26,6 +26,8 @@ export interface BenchSettings {
   rounds: number;
   /** Sessions taken in turn by the write and locked-inc scenarios. */
   pool: number;
+  /** Requests of the sample after each measured window that counts the Redis commands the app sent (MONITOR on). */
+  sample: number;
   /** CPUs the app and the load generator are pinned to; undefined when not pinned. */
   appCpu?: number;
   loadCpu?: number;
@@ -56,11 +58,21 @@ export interface RunResult {
   p50: number;
   p99: number;
   mean: number;
-  /** Storage commands per completed request, read from the servers. */
+  /**
+   * Storage commands per completed request in the measured window, read from the servers: Redis
+   * commands executed (INFO commandstats, so the GET and SET a script runs count besides its
+   * EVALSHA) and MariaDB statements (Questions, Com_*).
+   */
   redisPerRequest: number;
   mysqlPerRequest: number;
   redisByCommand: Record<string, number>;
   mysqlByCommand: Record<string, number>;
+  /**
+   * Redis commands the app sent per request (the round trips; a script's own calls left out),
+   * from MONITOR during a short sample of the same requests right after the window: MONITOR slows
+   * Redis down, so it never runs during the window itself.
+   */
+  redisSent?: { requests: number; perRequest: number; byCommand: Record<string, number> };
   /** App CPU time per completed request, in microseconds: barely moved by other processes taking CPU away. */
   appCpuUsPerRequest?: number;
   /** CPU use in the measured window, in % of one core. */
@@ -68,6 +80,10 @@ export interface RunResult {
   /** The machine's 1-minute load average at the end of the run. */
   loadAverage?: number;
   rssMiB?: number;
+  /** EzSession's writes, and the retries among them (a statement that lost to a concurrent write and went again), in the measured window: EzSessionService.metrics(). */
+  writes?: { writes: number; retries: number };
+  /** Contention scenarios: what the session held after the window. */
+  contention?: ContentionResult;
   /** Locked-inc scenarios: increments stored during the measured run (sum of `n` after minus before) vs 2xx increments answered in it. */
   increments?: { stored: number; answered: number };
   /** Rows in the sessions table during the run (scale runs). */
@@ -79,6 +95,21 @@ export interface RunResult {
   /** 2 when the first attempt was disturbed by other processes and the run was repeated. */
   attempts?: number;
   flagged: boolean;
+}
+
+/**
+ * After a contention window: the keys it wrote (one per connection, or the one shared key) and
+ * those the session did not hold with the right value (ContentionLoad), read from the store itself
+ * (EzSession's MySQL row, express-session's Redis entry) and as the app reads it (GET /all: for
+ * EzSession, through its cache).
+ */
+export interface ContentionResult {
+  mode: 'keys' | 'key';
+  keys: number;
+  lostInStore: string[];
+  lostInRead: string[];
+  /** Size of the session's data in the store afterwards, as JSON: the contended session carries every connection's key. */
+  storedBytes: number;
 }
 
 export interface ProfileResult {
@@ -160,7 +191,8 @@ export class Bench {
   ) {}
 
   static async open(context: BenchContext): Promise<Bench> {
-    const counters = await StorageCounters.connect(context.mysqlUrl, context.redisUrl);
+    // Snapshots only: a MONITOR client would make Redis copy every command of the measured window to it.
+    const counters = await StorageCounters.connect(context.mysqlUrl, context.redisUrl, { monitor: false });
     const mysql = await createConnection(context.mysqlUrl);
     const redis = new Redis(context.redisUrl);
     return new Bench(context, counters, mysql, redis);
@@ -194,19 +226,21 @@ export class Bench {
       const sessions = await prepareSessions(app, scenario, proc.url, settings.pool);
       const problem = await probe(app, scenario, proc.url, sessions);
       if (problem) this.context.log(`!! ${problem}`);
-      const requests = requestsFor(scenario, sessions);
-      const warmup = await runLoad({ url: proc.url, connections: settings.connections, duration: settings.warmupSeconds, requests });
+      const warmup = await runLoad({ url: proc.url, connections: settings.connections, duration: settings.warmupSeconds, ...loadFor(scenario, sessions, 'w') });
       // The measured run is a fixed number of requests, about `seconds` long at the warm-up's rate:
       // autocannon then waits for every response, so nothing is in flight at either end of the window
       // and the storage counts divide exactly.
       const amount = Math.max(settings.connections * 20, Math.round(warmup.rate * (options.seconds ?? settings.seconds)));
       await this.settle();
       const storedBefore = scenario.counts ? await storedCount(proc.url, sessions) : 0;
+      const measured = loadFor(scenario, sessions, 'm');
+      // From the app's control server: no storage traffic.
+      const metricsBefore = app.metrics ? await writeMetrics(proc) : undefined;
 
       const before = await this.counters.snapshot();
       const cpuBefore = this.cpuNow(proc);
       const fromUs = Number(process.hrtime.bigint() / 1000n);
-      const load = await runLoad({ url: proc.url, connections: settings.connections, amount, requests });
+      const load = await runLoad({ url: proc.url, connections: settings.connections, amount, ...measured });
       const toUs = fromUs + Math.round(load.elapsedSeconds * 1e6);
       const cpuAfter = this.cpuNow(proc);
       const rss = rssMiB(proc.pid);
@@ -214,6 +248,7 @@ export class Bench {
       await sleep(150);
       const after = await this.counters.snapshot();
       const usage = StorageCounters.usage(before, after);
+      const metricsAfter = app.metrics ? await writeMetrics(proc) : undefined;
       options.onMeasured?.({ fromUs, toUs });
 
       const increments = scenario.counts
@@ -221,6 +256,11 @@ export class Bench {
         : undefined;
       const tableRows = options.reset === false ? await this.tableRows() : undefined;
       const result = toRunResult(app, scenario, load, usage, cpuBefore, cpuAfter, rss, increments, tableRows);
+      if (metricsBefore && metricsAfter) {
+        result.writes = { writes: metricsAfter.writes - metricsBefore.writes, retries: metricsAfter.writeRetries - metricsBefore.writeRetries };
+      }
+      if (measured.contention) result.contention = await this.checkContention(app, sessions[0], proc.url, measured.contention);
+      result.redisSent = await this.sampleSent(proc.url, loadFor(scenario, sessions, 's'));
       await this.settle();
       if (problem) Object.assign(result, { problem, flagged: true });
       return result;
@@ -416,6 +456,47 @@ export class Bench {
     }
   }
 
+  /**
+   * The Redis commands the app sends per request, counted with MONITOR (a counter instance of its
+   * own, connected only for this) over a few hundred more requests of the same kind.
+   */
+  private async sampleSent(url: string, plan: LoadPlan): Promise<RunResult['redisSent']> {
+    const { connections, sample } = this.context.settings;
+    const sampler = await StorageCounters.connect(this.context.mysqlUrl, this.context.redisUrl);
+    try {
+      const { result: load, redis } = await sampler.measure(async () => {
+        const load = await runLoad({ url, connections, amount: Math.max(connections, sample), ...plan });
+        // As for the window: anything sent after the last response still counts.
+        await sleep(150);
+        return load;
+      });
+      const n = load.completed || 1;
+      const byCommand = Object.fromEntries(Object.entries(redis.sent).map(([name, count]) => [name, count / n]));
+      return { requests: load.completed, perRequest: Object.values(redis.sent).reduce((sum, count) => sum + count, 0) / n, byCommand };
+    } finally {
+      await sampler.close();
+    }
+  }
+
+  /** The contention window's keys against the session in its store and as the app reads it. */
+  private async checkContention(app: AppDef, session: Headers, url: string, load: ContentionLoad): Promise<ContentionResult> {
+    const stored = await this.storedSession(app, session);
+    const inStore = load.lostIn(stored);
+    const inRead = load.lostIn(await readAll(url, session));
+    return { mode: load.mode, keys: inStore.keys, lostInStore: inStore.lost, lostInRead: inRead.lost, storedBytes: JSON.stringify(stored ?? {}).length };
+  }
+
+  /** A session's data read from the store itself, around the app: EzSession's MySQL row, express-session's Redis entry. */
+  private async storedSession(app: AppDef, session: Headers): Promise<Record<string, unknown> | undefined> {
+    const sid = sessionIdOf(app, session);
+    if (app.id === 'ezsession') {
+      const [rows] = await this.mysql.query<RowDataPacket[]>(`SELECT data FROM \`${EZ_TABLE}\` WHERE sid = ?`, [sid]);
+      return rows[0] ? (JSON.parse(String(rows[0].data)) as Record<string, unknown>) : undefined;
+    }
+    const stored = await this.redis.get(`sess:${sid}`);
+    return stored ? (JSON.parse(stored) as Record<string, unknown>) : undefined;
+  }
+
   /** Waits (at most 5 s) until Redis and MySQL see no traffic for 100 ms: the warm-up's last requests have landed. */
   private async settle(): Promise<void> {
     const deadline = performance.now() + 5_000;
@@ -525,6 +606,12 @@ async function memoryOf(proc: AppProcess): Promise<{ rssMiB: number; heapUsedMiB
   return { rssMiB: rss, heapUsedMiB: usage.heapUsed / 1048576 };
 }
 
+async function writeMetrics(proc: AppProcess): Promise<{ writes: number; writeRetries: number }> {
+  const response = await fetch(`${proc.controlUrl}/metrics`);
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as { writes: number; writeRetries: number };
+}
+
 function latencyOf(load: LoadResult, seconds: number): LatencySummary {
   const requests = load.measured;
   return { requests, seconds, rps: requests / seconds, p50: load.p50, p99: load.p99, mean: load.mean, non2xx: load.non2xx, errors: load.errors };
@@ -539,7 +626,7 @@ function toRunResult(
   app: AppDef,
   scenario: ScenarioDef,
   load: LoadResult,
-  usage: StorageUsage,
+  usage: ServerUsage,
   cpuBefore: CpuReading,
   cpuAfter: CpuReading,
   rss: number | undefined,
@@ -601,11 +688,15 @@ export function describeRun(run: RunResult): string {
   const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   const flags = run.problem ? `  !! ${run.problem}` : run.flagged ? `  !! non-2xx ${run.non2xx}, errors ${run.errors} ${JSON.stringify(run.statusCodes)}` : '';
   const inc = run.increments ? `  increments stored ${run.increments.stored}/${run.increments.answered}` : '';
+  const writes = run.writes?.writes ? `  retries/write ${f(run.writes.retries / Math.max(1, run.writes.writes), 3)}` : '';
+  const contention = run.contention
+    ? `  lost keys ${run.contention.lostInStore.length}/${run.contention.keys} in the store, ${run.contention.lostInRead.length}/${run.contention.keys} read`
+    : '';
   const cpu = `cpu app ${f(run.cpu.app ?? NaN, 0)}% mysql ${f(run.cpu.mysql ?? NaN, 0)}% redis ${f(run.cpu.redis ?? NaN, 0)}% load ${f(run.cpu.load, 0)}% other ${f(run.cpu.other ?? NaN, 0)}%`;
   return (
-    `${run.app.padEnd(16)} ${run.scenario.padEnd(13)} ${f(run.rps, 0).padStart(7)} req/s  p50 ${f(run.p50)} ms  p99 ${f(run.p99)} ms  ` +
+    `${run.app.padEnd(16)} ${run.scenario.padEnd(15)} ${f(run.rps, 0).padStart(7)} req/s  p50 ${f(run.p50)} ms  p99 ${f(run.p99)} ms  ` +
     `app cpu ${f(run.appCpuUsPerRequest ?? NaN, 0)} µs/req  ` +
-    `redis ${f(run.redisPerRequest)}/req  mysql ${f(run.mysqlPerRequest)}/req  ${cpu}${inc}${flags}`
+    `redis ${f(run.redisPerRequest)}/req (sent ${f(run.redisSent?.perRequest ?? NaN)})  mysql ${f(run.mysqlPerRequest)}/req  ${cpu}${inc}${writes}${contention}${flags}`
   );
 }
 

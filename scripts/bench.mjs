@@ -7,13 +7,22 @@
 //   --soak N                        also: memory after N requests of mixed scenarios
 //   --no-profile                    do not re-run missed EzSession targets under node --cpu-prof
 //   --profile=write,stored-read     profile these EzSession scenarios (whether or not a target missed)
+//   --revocation[=1000]             how fast a revocation reaches a second instance, on Redis standalone,
+//                                   Cluster and Sentinel (part of every full run; --no-revocation skips it)
 //   --apps=a,b --scenarios=x,y      a partial run: printed only, BENCHMARKS.md is left alone
+//   --out=DIR                       write BENCHMARKS.md, results.svg and results.json to DIR instead (also for a partial run)
 //   --report-only                   re-render BENCHMARKS.md and the chart from bench/results.json
 //
 // Environment: BENCH_SECONDS (measured per round, default 5), BENCH_ROUNDS (default 3: each app and
 // scenario measured three times, in fresh processes, rounds interleaved, best round reported), BENCH_WARMUP
-// (default 3), BENCH_CONNECTIONS (default 20), BENCH_POOL (sessions for write / locked-inc, default 50).
+// (default 3), BENCH_CONNECTIONS (default 20), BENCH_POOL (sessions for write / locked-inc, default 50),
+// BENCH_SAMPLE (requests after each window whose sent Redis commands MONITOR counts, default 300).
 // A quick run: BENCH_SECONDS=2 BENCH_WARMUP=1 BENCH_ROUNDS=1 npm run bench.
+//
+// The default run is 37 (app, scenario) runs a round (each EzSession and express-session scenario on
+// the small and the 1 KB session, the two contention scenarios, bare NestJS and @nestjs/jwt), about
+// 10 s each, in 3 rounds, then the profiles of missed targets: about 20-23 minutes on a 2-core
+// machine (more when other processes keep it busy: quiet waits and repeated runs add up to ~4 min).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -69,6 +78,13 @@ function parseArgs(argv) {
         options.soak = amount;
         break;
       }
+      case '--revocation':
+        options.revocations = Number(value ?? 1000);
+        if (!Number.isInteger(options.revocations) || options.revocations < 1) throw new Failure(`--revocation takes a number of revocations: ${value}`);
+        break;
+      case '--no-revocation':
+        options.revocations = 0;
+        break;
       case '--no-profile':
         options.profile = false;
         break;
@@ -80,6 +96,10 @@ function parseArgs(argv) {
         break;
       case '--scenarios':
         options.scenarios = value.split(',');
+        break;
+      case '--out':
+        if (!value) throw new Failure('--out takes a directory: --out=/tmp/bench-report');
+        options.out = value;
         break;
       case '--report-only':
         options.reportOnly = true;
@@ -106,6 +126,7 @@ async function main(options) {
     seconds: envNumber('BENCH_SECONDS', 5),
     rounds: Math.max(1, Math.round(envNumber('BENCH_ROUNDS', 3))),
     pool: envNumber('BENCH_POOL', 50),
+    sample: Math.round(envNumber('BENCH_SAMPLE', 300)),
   };
 
   // Our own tsc rather than `npx tsc`, which could fetch the unrelated `tsc` package.
@@ -126,6 +147,8 @@ async function main(options) {
     { binary: 'mariadbd', aptPackage: 'mariadb-server' },
     { binary: 'mariadb-install-db', aptPackage: 'mariadb-server' },
     { binary: 'redis-server', aptPackage: 'redis-server' },
+    // The revocation measurement forms a Redis Cluster.
+    { binary: 'redis-cli', aptPackage: 'redis-tools' },
   ]);
 
   // The app gets CPU 0 to itself; this process (autocannon) and the servers it starts get CPU 1.
@@ -155,10 +178,15 @@ async function main(options) {
     settings,
     log: (message) => console.log(message),
   };
+  // A full run also measures revocation across instances; a partial one only when asked.
+  if (options.revocations === undefined && !options.apps && !options.scenarios) options.revocations = 1000;
   const results = await runBench(context, options);
   if (signalled) return 1;
 
-  if (options.apps || options.scenarios) {
+  if (options.out) {
+    writeReport(root, results, options.out);
+    console.log(`\nWrote BENCHMARKS.md, results.svg and results.json to ${options.out}.`);
+  } else if (options.apps || options.scenarios) {
     console.log('\nPartial run (--apps / --scenarios): BENCHMARKS.md not rewritten.');
   } else {
     writeReport(root, results);

@@ -20,8 +20,8 @@ export interface ServeOptions {
   configure?(app: INestApplication): void | Promise<void>;
   /** Runs after app.close(): close clients the app opened itself. */
   onClose?(): void | Promise<void>;
-  /** Extra control routes (GET path -> JSON answer), e.g. a GC pass the driver triggers mid-load. */
-  control?: Record<string, (app: INestApplication) => Promise<unknown>>;
+  /** Extra control routes (GET path -> JSON answer; the route gets the URL, query included), e.g. a GC pass the driver triggers mid-load. */
+  control?: Record<string, (app: INestApplication, url: URL) => Promise<unknown>>;
 }
 
 /** The secret every bench app signs with: 48 characters, deterministic so runs are comparable. */
@@ -77,9 +77,10 @@ export async function serve(module: unknown, options: ServeOptions = {}): Promis
 /** GET /memory: process.memoryUsage() after a full GC when the child runs with --expose-gc; and the app's own routes. */
 function listenControl(app: INestApplication, routes: NonNullable<ServeOptions['control']>): Promise<Server> {
   const server = createServer((request, response) => {
-    const route = routes[request.url ?? ''];
+    const url = new URL(request.url ?? '/', 'http://control');
+    const route = routes[url.pathname];
     if (route) {
-      route(app).then(
+      route(app, url).then(
         (answer) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer)),
         (error: Error) => response.writeHead(500, { 'content-type': 'text/plain' }).end(error.message)
       );

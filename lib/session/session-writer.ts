@@ -7,7 +7,6 @@ import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { SessionLockTimeoutError } from '../ez-session.errors.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
-import { KeyedMutex } from '../storage/keyed-mutex.js';
 import { SessionRepository, type SessionRow, type Via } from '../storage/session.repository.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
 import { cacheTtl, expiryFrom } from './session-lifetime.js';
@@ -24,6 +23,17 @@ interface Committed {
   version: number;
   data: string;
   flash: string;
+}
+
+/** One request's write, waiting for its turn (settled once). */
+interface Job {
+  session: RequestSession;
+  changes: SessionChanges;
+  resolve(): void;
+  reject(error: unknown): void;
+  /** Taken into a group (or timed out): no longer waiting. */
+  started: boolean;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -45,16 +55,17 @@ export interface WriteCounts {
  * an UPDATE that names the row version the request read (or a first INSERT). When another write
  * came first, the row is read again, only this request's changed keys are applied onto it, and the
  * statement is tried again: parallel writers of different keys all land, and for one key the last
- * writer wins. Writes of one session on this instance wait for each other in memory and start
- * from the previous one's result, so they neither conflict nor re-read; only writers on other
- * instances can make a write retry. Then the cache gets the new version, guarded so that an older
- * one never replaces it.
+ * writer wins. Writes of one session on this instance wait for each other in memory, and those that
+ * arrived while one was being written go out together in the next statement (group commit), so
+ * they neither conflict nor re-read; only writers on other instances can make a write retry. Then
+ * the cache gets the new version, guarded so that an older one never replaces it.
  */
 @Injectable()
 export class SessionWriter {
   private readonly logger = new Logger('EzSession');
-  private readonly queue = new KeyedMutex();
-  /** The last committed write of each session whose queue is not empty. */
+  /** The writes of each session waiting on this instance (present while they are being written). */
+  private readonly groups = new Map<string, Job[]>();
+  /** The last committed write of each session whose writes are being written. */
   private readonly latest = new Map<string, Committed>();
   readonly counts: WriteCounts = { writes: 0, retries: 0 };
 
@@ -69,20 +80,137 @@ export class SessionWriter {
   async write(session: RequestSession, changes: SessionChanges): Promise<void> {
     // With `@Session({ lock: true })` the request read the row under the lock it still holds.
     if (session.lock) return this.attempts(session, changes, await this.firstBase(session, changes, session.lock), session.lock);
-    const sid = session.sid;
-    const leave = await this.queue.acquire(sid, this.options.lockTimeout * 1000);
-    if (!leave) throw new SessionLockTimeoutError(this.options.lockTimeout);
+    return new Promise<void>((resolve, reject) => {
+      const job: Job = { session, changes, resolve, reject, started: false, timer: undefined };
+      job.timer = setTimeout(() => {
+        if (job.started) return;
+        job.started = true;
+        reject(new SessionLockTimeoutError(this.options.lockTimeout));
+      }, this.options.lockTimeout * 1000);
+      const sid = session.sid;
+      const waiting = this.groups.get(sid);
+      if (waiting) {
+        waiting.push(job);
+        return;
+      }
+      this.groups.set(sid, [job]);
+      void this.drain(sid);
+    });
+  }
+
+  /**
+   * Commits the writes of one session that queue on this instance, one group at a time: what
+   * arrived while the previous group was being written goes out together, in one statement (group
+   * commit), so a busy session costs one UPDATE and one cache write per group rather than per
+   * request, and its writers never conflict with each other.
+   */
+  private async drain(sid: string): Promise<void> {
+    const waiting = this.groups.get(sid)!;
     try {
-      const latest = this.latest.get(sid);
-      const base =
-        latest && (session.loadedVersion === undefined || latest.version > session.loadedVersion)
-          ? this.rebase(sid, { version: latest.version, data: latest.data, flash: latest.flash }, changes)
-          : await this.firstBase(session, changes, undefined);
-      await this.attempts(session, changes, base, undefined);
+      while (waiting.length > 0) {
+        const group = waiting.splice(0).filter((job) => !job.started);
+        for (const job of group) {
+          job.started = true;
+          clearTimeout(job.timer);
+        }
+        if (group.length > 0) await this.commitGroup(sid, group);
+      }
     } finally {
-      leave();
-      if (!this.queue.busy(sid)) this.latest.delete(sid);
+      this.groups.delete(sid);
+      this.latest.delete(sid);
     }
+  }
+
+  /** Settles every job of the group; never throws. */
+  private async commitGroup(sid: string, group: Job[]): Promise<void> {
+    if (group.length > 1) {
+      try {
+        if (await this.writeTogether(sid, group)) {
+          for (const job of group) job.resolve();
+          return;
+        }
+      } catch {
+        // One of them cannot be stored as it is (too large, say): each is tried on its own below, and gets its own answer.
+      }
+    }
+    for (const job of group) {
+      try {
+        const latest = this.latest.get(job.session.sid);
+        const base =
+          latest && (job.session.loadedVersion === undefined || latest.version > job.session.loadedVersion)
+            ? this.rebase(job.session.sid, latest, job.changes)
+            : await this.firstBase(job.session, job.changes, undefined);
+        await this.attempts(job.session, job.changes, base, undefined);
+        job.resolve();
+      } catch (error) {
+        job.reject(error);
+      }
+    }
+  }
+
+  /**
+   * The changes of every job, in the order they came, onto one document, written with one
+   * statement. `false` when the group must be written job by job instead: the session ended or
+   * was revoked meanwhile (each request then starts a session of its own).
+   */
+  private async writeTogether(sid: string, group: Job[]): Promise<boolean> {
+    const [lead, ...followers] = group;
+    const latest = this.latest.get(sid);
+    let base =
+      latest && (lead.session.loadedVersion === undefined || latest.version > lead.session.loadedVersion)
+        ? this.rebase(sid, latest, lead.changes)
+        : await this.firstBase(lead.session, lead.changes, undefined);
+    // The lead's own data object stays as its request left it.
+    base = { version: base.version, document: { data: { ...base.document.data }, flash: base.document.flash } };
+    for (const follower of followers) applyChanges(base.document, follower.changes);
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.attemptGroup(group, base);
+      if (outcome !== 'conflict') return outcome === 'written';
+      if (attempt === MAX_ATTEMPTS) return false;
+      this.counts.retries++;
+      if (attempt >= 2) await sleep(Math.random() * attempt);
+      const row = await this.repository.find(sid);
+      if (!row) return false;
+      const document = decodeStored(sid, row.data, row.flash, this.logger) ?? emptyDocument();
+      for (const job of group) applyChanges(document, job.changes);
+      base = { version: row.version, document };
+    }
+  }
+
+  /** One statement for the whole group. */
+  private async attemptGroup(group: Job[], base: Base): Promise<'written' | 'conflict' | 'apart'> {
+    const lead = group[0].session;
+    const sid = lead.sid;
+    const { document, version } = base;
+    let written: number | undefined;
+    if (isEmptyDocument(document)) {
+      if (version !== undefined) {
+        if (!(await this.repository.delete(sid, version))) return 'conflict';
+        await this.cache.delete(sid);
+      }
+    } else {
+      const encoded = encodeDocument(document, this.options.maxSessionBytes);
+      const createdAt = lead.createdAt * 1000;
+      const expiresAt = expiryFrom(this.options, Date.now(), createdAt);
+      const row = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(group[group.length - 1].session, document) };
+      if (version !== undefined) {
+        if (!(await this.repository.update(sid, version, row))) return 'conflict';
+        written = version + 1;
+      } else {
+        const outcome = await this.repository.insert(sid, row, group.some((job) => !job.session.idMintedHere));
+        if (outcome === 'exists') return 'conflict';
+        if (outcome === 'revoked') return 'apart';
+        written = 1;
+      }
+      await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt));
+      this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
+    }
+    for (const { session } of group) {
+      session.stored = written !== undefined;
+      session.loadedVersion = written;
+    }
+    this.counts.writes += group.length;
+    return 'written';
   }
 
   private async attempts(session: RequestSession, changes: SessionChanges, first: Base, via: Via): Promise<void> {
@@ -135,7 +263,7 @@ export class SessionWriter {
     await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt, this.clock.now()));
     session.stored = true;
     session.loadedVersion = written;
-    if (this.queue.busy(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
+    if (this.groups.has(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
     this.counts.writes++;
     return true;
   }

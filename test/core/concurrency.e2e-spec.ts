@@ -4,6 +4,7 @@ import { createConnection, type Connection, type RowDataPacket } from 'mysql2/pr
 import { ADAPTERS, startFixtureApp, type RunningApp } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
+import { StorageCounters } from '../support/storage-counters.js';
 import { testEnv } from '../support/test-env.js';
 import { lockName } from '../../lib/storage/session.repository.js';
 
@@ -34,6 +35,35 @@ for (const adapter of ADAPTERS) {
       assert.equal(slow.status, 200);
       assert.equal(fast.status, 200);
       assert.deepEqual(await storedRow(claimsOf(client.token).sid), { base: 1, a: 'slow', b: 'fast' });
+    });
+
+    it('parallel writes of one session on one instance go out together: fewer UPDATEs than writes, and every key lands', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { base: 1 });
+      const counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+      try {
+        const usage = await counters.measure(() => Promise.all(Array.from({ length: 20 }, (_, i) => client.fork().post('/set', { [`k${i}`]: i }))));
+        assert.deepEqual(usage.result.map((answer) => answer.status), Array(20).fill(200));
+        const updates = usage.mysql.byCommand.update ?? 0;
+        assert.ok(updates >= 1 && updates < 20, `${updates} UPDATEs for 20 writes`);
+      } finally {
+        await counters.close();
+      }
+      assert.deepEqual(await storedRow(claimsOf(client.token).sid), { base: 1, ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, i])) });
+    });
+
+    it('a write that cannot be stored, among parallel writes that go out together, fails alone', async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/set', { base: 1 });
+      const answers = await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => client.fork().post('/set', { [`k${i}`]: i })),
+        client.fork().post('/store-bytes/2000000'),
+        ...Array.from({ length: 6 }, (_, i) => client.fork().post('/set', { [`m${i}`]: i }))
+      ]);
+      assert.deepEqual(answers.map((answer) => answer.status), [...Array(6).fill(200), 413, ...Array(6).fill(200)]);
+      const stored = await storedRow(claimsOf(client.token).sid);
+      assert.equal(stored?.blob, undefined);
+      assert.equal(Object.keys(stored ?? {}).length, 13);
     });
 
     it('two parallel first writes with the same fresh token produce one row holding both keys', async () => {

@@ -54,15 +54,19 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual((await two.get('/me')).body.data, expected);
     });
 
-    it('parallel writers of one key on both instances: every acknowledged write is one version of the row, and a written value is left', async () => {
+    it('parallel writers of one key on both instances: all are acknowledged, and the value left is one of theirs, the same through both', async () => {
       const [one, two] = await sharedSession();
       const before = Number((await row(claimsOf(one.token).sid))!.version);
       const writes = Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? one : two).fork().post('/set', { shared: i }));
       assert.deepEqual((await Promise.all(writes)).map((response) => response.status), Array(30).fill(200));
       const stored = (await row(claimsOf(one.token).sid))!;
-      assert.equal(Number(stored.version), before + 30, 'no write was skipped or applied twice');
-      assert.ok(Number.isInteger(JSON.parse(stored.data).shared));
-      assert.deepEqual((await two.get('/me')).body.data.shared, JSON.parse(stored.data).shared);
+      // Writes that queued on one instance went out together: between 2 statements (one per instance) and 30.
+      const statements = Number(stored.version) - before;
+      assert.ok(statements >= 2 && statements <= 30, `${statements} writes of the row`);
+      const shared = JSON.parse(stored.data).shared;
+      assert.ok(Number.isInteger(shared) && shared >= 0 && shared < 30);
+      assert.deepEqual((await one.get('/me')).body.data.shared, shared);
+      assert.deepEqual((await two.get('/me')).body.data.shared, shared);
     });
 
     it('a write racing a destroy on the other instance never brings the old id back', async () => {

@@ -9,7 +9,7 @@ import { realStoreOptions } from '../support/fixture-options.js';
 import { GraphQLClient } from '../support/graphql-client.js';
 import { claimsOf } from '../support/session-client.js';
 import { StorageCounters, type StorageUsage } from '../support/storage-counters.js';
-import { TEST_DATABASE } from '../support/mariadb-server.js';
+import { readOnlyDatabaseUrl } from '../support/read-only-database.js';
 import { testEnv } from '../support/test-env.js';
 
 // Redis: the commands the app sent (round trips); a script's own GET and SET run inside Redis.
@@ -192,12 +192,7 @@ for (const server of GRAPHQL_SERVERS) {
 
     before(async () => {
       mysql = await createConnection(testEnv().mysqlUrl);
-      await mysql.query("CREATE USER IF NOT EXISTS 'ezs_reader'@'%' IDENTIFIED BY 'reader-password'");
-      await mysql.query(`GRANT SELECT ON \`${TEST_DATABASE}\`.* TO 'ezs_reader'@'%'`);
-      const reader = new URL(testEnv().mysqlUrl);
-      reader.username = 'ezs_reader';
-      reader.password = 'reader-password';
-      readOnly = await startApp(server.adapter, { ...options, database: { type: 'mysql', url: reader.toString() }, createTable: false }, {
+      readOnly = await startApp(server.adapter, { ...options, database: { type: 'mysql', url: await readOnlyDatabaseUrl() }, createTable: false }, {
         imports: [server.module()],
         providers: [SessionResolver, SessionReadingGuard]
       });

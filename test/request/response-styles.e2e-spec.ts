@@ -6,7 +6,7 @@ import { ADAPTERS, startFixtureApp, type RunningApp } from '../fixtures/fixture-
 import { FILE_CHUNKS, ResponseStylesController } from '../fixtures/response-styles.controller.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient, type SessionResponse } from '../support/session-client.js';
-import { TEST_DATABASE } from '../support/mariadb-server.js';
+import { readOnlyDatabaseUrl } from '../support/read-only-database.js';
 import { testEnv } from '../support/test-env.js';
 
 /** Each way a handler can answer, with what the client must see of the app's own answer. */
@@ -33,12 +33,7 @@ for (const adapter of ADAPTERS) {
     before(async () => {
       running = await startFixtureApp(adapter, options, { controllers: [ResponseStylesController] });
       mysql = await createConnection(testEnv().mysqlUrl);
-      await mysql.query("CREATE USER IF NOT EXISTS 'ezs_reader'@'%' IDENTIFIED BY 'reader-password'");
-      await mysql.query(`GRANT SELECT ON \`${TEST_DATABASE}\`.* TO 'ezs_reader'@'%'`);
-      const reader = new URL(testEnv().mysqlUrl);
-      reader.username = 'ezs_reader';
-      reader.password = 'reader-password';
-      readOnly = await startFixtureApp(adapter, { ...options, database: { type: 'mysql', url: reader.toString() }, createTable: false }, { controllers: [ResponseStylesController] });
+      readOnly = await startFixtureApp(adapter, { ...options, database: { type: 'mysql', url: await readOnlyDatabaseUrl() }, createTable: false }, { controllers: [ResponseStylesController] });
     });
     after(async () => {
       await running?.close();

@@ -63,6 +63,23 @@ describe('StorageCounters', () => {
     assert.deepEqual(usage.redis, { total: 3, byCommand: { eval: 1, set: 1, get: 1 }, sent: { eval: 1 } });
   });
 
+  it('without MONITOR: snapshots count the same, no monitor client is added, and measure() refuses', async () => {
+    const monitors = async () => ((await redis.call('CLIENT', 'LIST')) as string).split('\n').filter((line) => /\bflags=\S*O/.test(line)).length;
+    const watching = await monitors();
+    const plain = await StorageCounters.connect(mysqlUrl, redisUrl, { monitor: false });
+    try {
+      assert.equal(await monitors(), watching);
+      const before = await plain.snapshot();
+      await redis.get('storage-counters:absent');
+      await mysql.query('SELECT 1');
+      const usage = StorageCounters.usage(before, await plain.snapshot());
+      assert.deepEqual(usage, { redis: { total: 1, byCommand: { get: 1 } }, mysql: { queries: 1, byCommand: { select: 1 } } });
+      await assert.rejects(plain.measure(async () => undefined), /needs MONITOR/);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('counts a prepared statement execution as one query', async () => {
     const usage = await counters.measure(() => mysql.execute('SELECT ? AS n', [1]));
     assert.deepEqual(usage.mysql, {

@@ -7,13 +7,13 @@ export interface Snapshot {
   mysql: Record<string, number>;
 }
 
-export interface StorageUsage {
+/** What the servers' own counters say happened between two snapshots. */
+export interface ServerUsage {
   /**
    * `byCommand`: commands Redis executed (INFO commandstats), keyed by lower-case name (`get`,
-   * `client|setinfo`, ...), the ones a Lua script ran included. `sent`: the commands clients sent,
-   * as Redis's MONITOR reports them (a script's own calls left out): the round trips.
+   * `client|setinfo`, ...), the ones a Lua script ran included; `total` is their sum.
    */
-  redis: { total: number; byCommand: Record<string, number>; sent: Record<string, number> };
+  redis: { total: number; byCommand: Record<string, number> };
   /**
    * `queries` is MariaDB's `Questions`: one per statement a client sends (COM_QUIT
    * counts, COM_PING does not). `byCommand` holds the `Com_*` deltas without the
@@ -21,6 +21,23 @@ export interface StorageUsage {
    * execution bumps both `stmt_execute` and e.g. `select`.
    */
   mysql: { queries: number; byCommand: Record<string, number> };
+}
+
+export interface StorageUsage extends ServerUsage {
+  /**
+   * `sent`, besides the executed counts: the commands clients sent, as Redis's MONITOR reports
+   * them (a script's own calls left out), i.e. the round trips.
+   */
+  redis: ServerUsage['redis'] & { sent: Record<string, number> };
+}
+
+export interface ConnectOptions {
+  /**
+   * Watch Redis with MONITOR, which `measure()` needs for `sent` (default true). MONITOR makes
+   * Redis copy every command to this client, which slows it down: a load test that only takes
+   * snapshots connects without it.
+   */
+  monitor?: boolean;
 }
 
 export interface Measurement<T> extends StorageUsage {
@@ -49,19 +66,18 @@ export class StorageCounters {
   private constructor(
     private readonly mysql: Connection,
     private readonly redis: Redis,
-    private readonly monitor: Awaited<ReturnType<Redis['monitor']>>,
+    private readonly monitor: Awaited<ReturnType<Redis['monitor']>> | undefined,
   ) {
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    monitor?.on('monitor', (_time: string, args: string[], source: string) => {
       const command = String(args[0]).toLowerCase();
       this.monitored.push({ command, source, mark: command === 'echo' ? String(args[1]) : undefined });
     });
   }
 
-  static async connect(mysqlUrl: string, redisUrl: string): Promise<StorageCounters> {
+  static async connect(mysqlUrl: string, redisUrl: string, { monitor = true }: ConnectOptions = {}): Promise<StorageCounters> {
     const redis = new Redis(redisUrl, { lazyConnect: true });
     const [mysql] = await Promise.all([createConnection(mysqlUrl), redis.connect()]);
-    const monitor = await redis.monitor();
-    return new StorageCounters(mysql, redis, monitor);
+    return new StorageCounters(mysql, redis, monitor ? await redis.monitor() : undefined);
   }
 
   async snapshot(): Promise<Snapshot> {
@@ -71,6 +87,8 @@ export class StorageCounters {
 
   async measure<T>(fn: () => Promise<T>): Promise<Measurement<T>> {
     if (this.measuring) throw new Error('StorageCounters.measure() calls must not overlap');
+    // Counts without `sent` would pass for "nothing sent": refuse rather than guess.
+    if (!this.monitor) throw new Error('StorageCounters.measure() needs MONITOR: connect without { monitor: false }');
     this.measuring = true;
     try {
       const start = await this.fence();
@@ -78,9 +96,8 @@ export class StorageCounters {
       const result = await fn();
       const after = await this.snapshot();
       const end = await this.fence();
-      const usage = StorageCounters.usage(before, after);
-      usage.redis.sent = this.sentBetween(start, end);
-      return { result, ...usage };
+      const { redis, mysql } = StorageCounters.usage(before, after);
+      return { result, redis: { ...redis, sent: this.sentBetween(start, end) }, mysql };
     } finally {
       this.measuring = false;
     }
@@ -117,7 +134,7 @@ export class StorageCounters {
   }
 
   /** Usage between two consecutive snapshots of this instance, minus the snapshots' own traffic. */
-  static usage(before: Snapshot, after: Snapshot): StorageUsage {
+  static usage(before: Snapshot, after: Snapshot): ServerUsage {
     const redis = delta(before.redis, after.redis);
     subtractOne(redis, OWN_REDIS_COMMAND);
     const total = Object.values(redis).reduce((sum, n) => sum + n, 0);
@@ -127,11 +144,11 @@ export class StorageCounters {
     for (const [name, n] of Object.entries(com)) byCommand[name.replace(/^Com_/, '')] = n;
     subtractOne(byCommand, OWN_MYSQL_COMMAND);
 
-    return { redis: { total, byCommand: redis, sent: {} }, mysql: { queries: questions - 1, byCommand } };
+    return { redis: { total, byCommand: redis }, mysql: { queries: questions - 1, byCommand } };
   }
 
   async close(): Promise<void> {
-    this.monitor.disconnect();
+    this.monitor?.disconnect();
     await Promise.all([this.mysql.end(), this.redis.quit()]);
   }
 
