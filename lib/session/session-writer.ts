@@ -191,7 +191,7 @@ export class SessionWriter {
     } else {
       const encoded = encodeDocument(document, this.options.maxSessionBytes);
       const createdAt = lead.createdAt * 1000;
-      const expiresAt = expiryFrom(this.options, Date.now(), createdAt);
+      const expiresAt = expiryFrom(this.options, this.clock.now(), createdAt);
       const row = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(group[group.length - 1].session, document) };
       if (version !== undefined) {
         if (!(await this.repository.update(sid, version, row))) return 'conflict';
@@ -202,7 +202,7 @@ export class SessionWriter {
         if (outcome === 'revoked') return 'apart';
         written = 1;
       }
-      await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt));
+      await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt, this.clock.now()));
       this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
     }
     for (const { session } of group) {
