@@ -179,6 +179,15 @@ for (const adapter of ADAPTERS) {
       assert.equal(await expiresAt(sid), start + 2 * IDLE * SECOND);
     });
 
+    it('writes that go out together set the expiry a single write would', async () => {
+      const client = await signedIn();
+      const { sid } = claimsOf(client.token);
+      at(60 * SECOND);
+      const usage = await counters.measure(() => Promise.all(Array.from({ length: 20 }, (_, i) => client.fork().post('/set', { [`k${i}`]: i }))));
+      assert.ok((usage.mysql.byCommand.update ?? 0) < 20, 'some of the writes went out together');
+      assert.equal(await expiresAt(sid), start + (60 + IDLE) * SECOND);
+    });
+
     it('ends at the absolute timeout however active the session is', async () => {
       const client = await signedIn();
       const { sid, sct } = claimsOf(client.token);
