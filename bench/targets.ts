@@ -12,7 +12,10 @@ export interface TargetCheck {
   profile?: { scenario: ScenarioId; against: Array<{ app: AppId; scenario: ScenarioId }> };
 }
 
-/** Per-request counts are exact (nothing is in flight at the window's ends); this only absorbs float rounding. */
+/**
+ * Per-request counts are exact (nothing is in flight at the window's ends); this absorbs float rounding
+ * and the one background statement per `revocationSyncInterval` (a SELECT every 5 s, ~0.00003 a request here).
+ */
 export const COUNT_TOLERANCE = 0.001;
 
 /** MySQL statements a write retry adds: the re-read of the row, and the statement tried again. */
@@ -72,7 +75,7 @@ export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[], revoca
     else {
       const ratio = run.rps / bare.rps;
       checks.push({
-        pass: ratio >= 0.95 && run.redisPerRequest === 0 && run.mysqlPerRequest === 0 && clean(run, bare),
+        pass: ratio >= 0.95 && near(run.redisPerRequest, 0) && near(run.mysqlPerRequest, 0) && clean(run, bare),
         text:
           `untouched: ${x(ratio)} bare NestJS (${rps(run)} vs ${rps(bare)} req/s; target ≥ 0.95×${cpu(run, bare)}), ` +
           `${n(run.redisPerRequest)} Redis / ${n(run.mysqlPerRequest)} MySQL per request (target 0 / 0)${errorsOf(run, bare)}`,
@@ -89,7 +92,7 @@ export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[], revoca
       const ratio = run.rps / tuned.rps;
       const vsPlain = plain ? `; ${x(run.rps / plain.rps)} @nestjs/jwt with a string secret (${rps(plain)} req/s)` : '';
       checks.push({
-        pass: ratio >= 1.0 && run.redisPerRequest === 0 && run.mysqlPerRequest === 0 && clean(run, tuned),
+        pass: ratio >= 1.0 && near(run.redisPerRequest, 0) && near(run.mysqlPerRequest, 0) && clean(run, tuned),
         text:
           `claims-read: ${x(ratio)} @nestjs/jwt with a KeyObject secret (${rps(run)} vs ${rps(tuned)} req/s; target ≥ 1.00×${cpu(run, tuned)})${vsPlain}; ` +
           `${n(run.redisPerRequest)} Redis / ${n(run.mysqlPerRequest)} MySQL per request (target 0 / 0)${errorsOf(run, tuned)}`,
@@ -108,7 +111,7 @@ export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[], revoca
       const ratio = run.rps / other.rps;
       const oneGet = near(run.redisPerRequest, 1) && (!run.redisSent || near(run.redisSent.perRequest, 1));
       checks.push({
-        pass: oneGet && run.mysqlPerRequest === 0 && ratio >= floor && clean(run, other),
+        pass: oneGet && near(run.mysqlPerRequest, 0) && ratio >= floor && clean(run, other),
         text:
           `${scenario} (@Session(), cache hit): ${x(ratio)} express-session (${rps(run)} vs ${rps(other)} req/s; target ≥ ${floor.toFixed(2)}×${cpu(run, other)}); ` +
           `Redis ${redisCounts(run)} / ${n(run.mysqlPerRequest)} MySQL per request (target exactly 1 GET / 0)${errorsOf(run, other)}`,
