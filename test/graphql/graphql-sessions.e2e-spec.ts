@@ -81,7 +81,7 @@ for (const server of GRAPHQL_SERVERS) {
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
     });
 
-    it('several resolvers and a guard reading a stored session share one Redis GET, and nothing is written', async () => {
+    it('several resolvers and a guard reading a stored session share one Redis read, and nothing is written', async () => {
       const client = await signedIn();
       const runsBefore = guardRuns.count;
       const usage = await counters().measure(() => client.operation('{ userId session guardedSession }'));
@@ -174,7 +174,7 @@ for (const server of GRAPHQL_SERVERS) {
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
     });
 
-    it('checks a required session key with one Redis GET shared with the resolver', async () => {
+    it('checks a required session key with one Redis read shared with the resolver', async () => {
       assert.equal((await new GraphQLClient(running().url).operation('{ membersOnly }')).body.errors[0].extensions.code, 'UNAUTHENTICATED');
       const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');

@@ -7,7 +7,9 @@ import { EzSessionService } from '../../lib/index.js';
 import { ADAPTERS, startFixtureApp, TEST_SECRET, type RunningApp } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
+import { LOOPBACK } from '../support/endpoint.js';
 import { StorageCounters } from '../support/storage-counters.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { testEnv } from '../support/test-env.js';
 
 for (const adapter of ADAPTERS) {
@@ -226,6 +228,46 @@ for (const adapter of ADAPTERS) {
       } finally {
         await late.close();
       }
+    });
+  });
+
+  describe(`revocation while pub/sub is down (${adapter})`, () => {
+    // The second instance reaches Redis through a proxy that is held: its subscription stays open
+    // (no reconnect, which would resync by itself) but delivers nothing, so only its own timer
+    // can tell it of a revocation made on the first instance.
+    const syncSeconds = 1;
+    const redisUrl = new URL(testEnv().redisUrl);
+    const proxy = new TcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port) });
+    let first: RunningApp;
+    let second: RunningApp;
+    before(async () => {
+      await proxy.start();
+      const options = realStoreOptions();
+      first = await startFixtureApp(adapter, options);
+      second = await startFixtureApp(adapter, { ...options, redis: `redis://${LOOPBACK}:${proxy.port}`, revocationSyncInterval: syncSeconds });
+    });
+    after(async () => {
+      proxy.resume();
+      await first?.close();
+      await second?.close();
+      await proxy.stop();
+    });
+
+    it('an instance that hears nothing over pub/sub refuses a session revoked elsewhere within revocationSyncInterval, long before the GC runs', async () => {
+      const client = new SessionClient(first.url);
+      await client.post('/claims', { role: 'admin' });
+      const onSecond = new SessionClient(second.url, 'cookie', client.token);
+      assert.deepEqual((await onSecond.get('/claims')).body, { claims: { role: 'admin' } });
+      proxy.pause();
+      await client.post('/life/destroy');
+      const revokedAt = performance.now();
+      let refusedAfterMs: number | undefined;
+      while (refusedAfterMs === undefined && performance.now() - revokedAt < (syncSeconds + 2) * 1000) {
+        // A claims read does no storage I/O: the held proxy does not slow it down.
+        if (JSON.stringify((await onSecond.fork().get('/claims')).body) === JSON.stringify({ claims: {} })) refusedAfterMs = performance.now() - revokedAt;
+        else await sleep(50);
+      }
+      assert.ok(refusedAfterMs !== undefined, `refused within ${syncSeconds + 2} s of the revocation (the GC runs every 600 s)`);
     });
   });
 

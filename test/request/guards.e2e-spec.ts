@@ -40,7 +40,7 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
     });
 
-    it('a guard reads the stored session of an undecorated handler with one Redis GET, writes nothing and issues no token', async () => {
+    it('a guard reads the stored session of an undecorated handler with one Redis read, writes nothing and issues no token', async () => {
       const client = await signedIn();
       const usage = await counters.measure(() => client.get('/guarded/session-plain'));
       assert.deepEqual(usage.result.body, { seen: { session: { userId: 42 } } });
@@ -49,7 +49,7 @@ for (const adapter of ADAPTERS) {
       assert.equal(usage.result.setCookie, undefined);
     });
 
-    it('a guard and a @Session() handler share one read: one Redis GET for the whole request', async () => {
+    it('a guard and a @Session() handler share one read: one Redis read for the whole request', async () => {
       const client = await signedIn();
       const usage = await counters.measure(() => client.get('/guarded/session-decorated'));
       assert.deepEqual(usage.result.body, { seen: { session: { userId: 42 } }, handler: { userId: 42 } });
@@ -157,7 +157,7 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual(io(allowed), { redis: {}, mysql: 0 });
     });
 
-    it('checking a session key and a claim costs one Redis GET, shared with the handler', async () => {
+    it('checking a session key and a claim costs one Redis read, shared with the handler', async () => {
       const client = new SessionClient(running.url);
       await client.post('/login');
       const usage = await counters.measure(() => client.get('/guarded/needs-both'));

@@ -7,7 +7,13 @@ import { RedisClusterServer } from '../support/redis-cluster.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
 import { StorageCounters } from '../support/storage-counters.js';
 import { testEnv } from '../support/test-env.js';
-import { assertExactAcrossInstances, refusedWithin } from './scale-out-support.js';
+import {
+  assertDestroyWinsAcrossInstances,
+  assertExactAcrossInstances,
+  assertLastWriterWinsAcrossInstances,
+  itCostsWhatTheStorageTableSays,
+  refusedWithin
+} from './scale-out-support.js';
 
 // Two app instances on one MariaDB and a real 3-master Redis Cluster (each master with a replica),
 // every client alternating between the instances, as behind a load balancer without sticky sessions.
@@ -67,6 +73,35 @@ for (const adapter of ADAPTERS) {
     it('parallel writers of different keys and parallel locked increments, alternating instances, are exact', async () => {
       const [one, two] = await sharedSession();
       await assertExactAcrossInstances(one, two);
+    });
+
+    it('parallel writers of one key, alternating instances: all acknowledged, and both instances read the same one of their values', async () => {
+      const [one, two] = await sharedSession();
+      await assertLastWriterWinsAcrossInstances(one, two);
+    });
+
+    it('a write racing a destroy on the other instance never brings the old id back', async () => {
+      const [one, two] = await sharedSession();
+      await assertDestroyWinsAcrossInstances(one, two);
+    });
+
+    describe('storage operations per request, each request through the other instance', () => {
+      // Instances of their own whose revocation resync (a background SELECT) stays out of the measured windows.
+      let quietFirst: RunningApp;
+      let quietSecond: RunningApp;
+      before(async () => {
+        const quiet = { ...options, revocationSyncInterval: 3600 };
+        quietFirst = await startFixtureApp(adapter, quiet);
+        quietSecond = await startFixtureApp(adapter, quiet);
+      });
+      after(async () => {
+        await quietFirst?.close();
+        await quietSecond?.close();
+      });
+      itCostsWhatTheStorageTableSays(() => ({ first: quietFirst, second: quietSecond, dataNodes: async () => {
+        await cluster.refresh();
+        return cluster.masters.map((node) => cluster.directEndpoint(node));
+      } }));
     });
 
     it('a session destroyed on one instance is refused by the other at once, over sharded pub/sub', async () => {

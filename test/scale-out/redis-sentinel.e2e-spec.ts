@@ -7,7 +7,13 @@ import { RedisSentinelServer } from '../support/redis-sentinel.js';
 import { SessionClient } from '../support/session-client.js';
 import { StorageCounters } from '../support/storage-counters.js';
 import { testEnv } from '../support/test-env.js';
-import { assertExactAcrossInstances, refusedWithin } from './scale-out-support.js';
+import {
+  assertDestroyWinsAcrossInstances,
+  assertExactAcrossInstances,
+  assertLastWriterWinsAcrossInstances,
+  itCostsWhatTheStorageTableSays,
+  refusedWithin
+} from './scale-out-support.js';
 
 // Two app instances on one MariaDB and Redis behind Sentinel (a master, a replica that replicates
 // through a proxy the spec can hold back, and three Sentinels), clients alternating between them.
@@ -52,6 +58,32 @@ for (const adapter of ADAPTERS) {
     it('parallel writers of different keys and parallel locked increments, alternating instances, are exact', async () => {
       const [one, two] = await sharedSession();
       await assertExactAcrossInstances(one, two);
+    });
+
+    it('parallel writers of one key, alternating instances: all acknowledged, and both instances read the same one of their values', async () => {
+      const [one, two] = await sharedSession();
+      await assertLastWriterWinsAcrossInstances(one, two);
+    });
+
+    it('a write racing a destroy on the other instance never brings the old id back', async () => {
+      const [one, two] = await sharedSession();
+      await assertDestroyWinsAcrossInstances(one, two);
+    });
+
+    describe('storage operations per request, each request through the other instance', () => {
+      // Instances of their own whose revocation resync (a background SELECT) stays out of the measured windows.
+      let quietFirst: RunningApp;
+      let quietSecond: RunningApp;
+      before(async () => {
+        const quiet = { ...options, revocationSyncInterval: 3600 };
+        quietFirst = await startFixtureApp(adapter, quiet);
+        quietSecond = await startFixtureApp(adapter, quiet);
+      });
+      after(async () => {
+        await quietFirst?.close();
+        await quietSecond?.close();
+      });
+      itCostsWhatTheStorageTableSays(() => ({ first: quietFirst, second: quietSecond, dataNodes: async () => [await topology.currentMaster()] }));
     });
 
     it('a session destroyed on one instance is refused by the other at once', async () => {

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
+import { before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SessionClient } from '../support/session-client.js';
+import type { RunningApp } from '../fixtures/fixture-app.js';
+import type { Endpoint } from '../support/endpoint.js';
+import { claimsOf, SessionClient } from '../support/session-client.js';
+import { StorageCounters } from '../support/storage-counters.js';
+import { testEnv } from '../support/test-env.js';
 
 /**
  * Milliseconds until `client`'s session (revoked elsewhere) reads as empty on its instance, polled
@@ -29,4 +34,115 @@ export async function assertExactAcrossInstances(one: SessionClient, two: Sessio
   const data = (await two.get('/me')).body.data;
   assert.equal(data.n, 20);
   for (let i = 0; i < 20; i++) assert.equal(data[`k${i}`], i);
+}
+
+/** What the Redis data nodes (every master of a Cluster, or Sentinel's master) and MySQL were sent while `fn` ran. */
+export async function sentTo<T>(nodes: readonly Endpoint[], fn: () => Promise<T>): Promise<{ result: T; redis: Record<string, number>; mysql: number; statements: Record<string, number> }> {
+  const counters = await Promise.all(nodes.map((node) => StorageCounters.connect(testEnv().mysqlUrl, `redis://${node.host}:${node.port}`)));
+  try {
+    // Each node's window opens before `fn` and closes after it; MySQL's counts are the innermost window's.
+    const measureOn = async (index: number): Promise<{ result: T; redis: Record<string, number>; mysql: number; statements: Record<string, number> }> => {
+      if (index === counters.length) return { result: await fn(), redis: {}, mysql: 0, statements: {} };
+      const usage = await counters[index].measure(() => measureOn(index + 1));
+      const inner = usage.result;
+      const redis = { ...inner.redis };
+      // ioredis refreshes a Cluster's slot map in the background (CLUSTER SLOTS): no request's doing.
+      for (const [command, n] of Object.entries(usage.redis.sent)) if (command !== 'cluster') redis[command] = (redis[command] ?? 0) + n;
+      return index === counters.length - 1 ? { result: inner.result, redis, mysql: usage.mysql.queries, statements: usage.mysql.byCommand } : { ...inner, redis };
+    };
+    return await measureOn(0);
+  } finally {
+    await Promise.all(counters.map((counter) => counter.close()));
+  }
+}
+
+/**
+ * The per-request storage costs of the README's table, on a shared Redis topology with two
+ * instances: each request is sent through the instance that did not serve the one before it.
+ */
+export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningApp; second: RunningApp; dataNodes: () => Promise<readonly Endpoint[]> }): void {
+  const on = async <T>(fn: () => Promise<T>) => sentTo(await topology().dataNodes(), fn);
+  before(async () => {
+    // Connections to every data node open, and their scripts are loaded, on first use: do that
+    // before measuring, with sessions on every master (24 spread over 3 masters) through both instances.
+    for (let i = 0; i < 24; i++) {
+      const one = new SessionClient(topology().first.url);
+      await one.post('/set', { warm: i });
+      await new SessionClient(topology().second.url, 'cookie', one.token).get('/me');
+    }
+    await sleep(200);
+  });
+
+  const onFirst = () => new SessionClient(topology().first.url);
+  /** A client of `client`'s session on the second instance. */
+  const onSecond = (client: SessionClient) => new SessionClient(topology().second.url, 'cookie', client.token);
+
+  it('a claims-only read costs no storage I/O on either instance', async () => {
+    const one = onFirst();
+    await one.post('/claims', { role: 'admin' });
+    const usage = await on(() => onSecond(one).get('/claims'));
+    assert.deepEqual(usage.result.body, { claims: { role: 'admin' } });
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: {}, mysql: 0 });
+  });
+
+  it('a first write is one INSERT and one cache write', async () => {
+    const usage = await on(() => onFirst().post('/set', { userId: 7 }));
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 1 }, mysql: 1 });
+    assert.equal(usage.statements.insert, 1);
+    assert.equal(claimsOf(usage.result.issued).stored, true);
+  });
+
+  it('a stored read through the other instance is one Redis command and no MySQL', async () => {
+    const one = onFirst();
+    await one.post('/set', { cart: ['apple'] });
+    const two = onSecond(one);
+    const usage = await on(() => two.get('/me'));
+    assert.deepEqual(usage.result.body, { data: { cart: ['apple'] } });
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 1 }, mysql: 0 });
+  });
+
+  it('a later write through the other instance is the read, one UPDATE and one cache write', async () => {
+    const one = onFirst();
+    await one.post('/set', { cart: ['apple'] });
+    const usage = await on(() => onSecond(one).post('/set', { coupon: 'SAVE10' }));
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 2 }, mysql: 1 });
+    assert.equal(usage.statements.update, 1);
+    assert.deepEqual((await one.get('/me')).body.data, { cart: ['apple'], coupon: 'SAVE10' });
+  });
+
+  it('a locked increment through the other instance is lock-and-read, UPDATE and unlock, and one cache write', async () => {
+    const one = onFirst();
+    await one.post('/inc');
+    const usage = await on(() => onSecond(one).post('/inc'));
+    assert.deepEqual(usage.result.body, { n: 2 });
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 1 }, mysql: 3 });
+  });
+}
+
+/**
+ * 30 parallel writes of one key, alternating `one` and `two` (one session on two instances): every
+ * write is acknowledged, and both instances then read the same value, one of those written.
+ */
+export async function assertLastWriterWinsAcrossInstances(one: SessionClient, two: SessionClient): Promise<void> {
+  const writes = Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? one : two).fork().post('/set', { shared: i }));
+  assert.deepEqual((await Promise.all(writes)).map((answer) => answer.status), Array(30).fill(200));
+  const shared = (await one.fork().get('/me')).body.data.shared;
+  assert.ok(Number.isInteger(shared) && shared >= 0 && shared < 30, `left ${shared}`);
+  assert.equal((await two.fork().get('/me')).body.data.shared, shared);
+}
+
+/**
+ * A slow write through `one` while `two` destroys the session: the destroyed id never reads as a
+ * session again on either instance (the late write, if kept, went to a new session).
+ */
+export async function assertDestroyWinsAcrossInstances(one: SessionClient, two: SessionClient): Promise<void> {
+  const sid = claimsOf(one.token).sid;
+  const slow = one.fork().post('/set-slowly', { late: true });
+  await sleep(30);
+  assert.equal((await two.fork().post('/life/destroy')).status, 200);
+  const answer = await slow;
+  assert.equal(answer.status, 200);
+  if (answer.issued) assert.notEqual(claimsOf(answer.issued).sid, sid);
+  await sleep(50);
+  for (const client of [one, two]) assert.deepEqual((await client.fork().get('/me')).body.data, {});
 }

@@ -62,6 +62,8 @@ export class StorageCounters {
 
   private readonly monitored: Array<{ command: string; source: string; mark?: string }> = [];
   private fences = 0;
+  /** Connections of Redis Sentinels watching this server (their PINGs, INFOs and hellos are nobody's requests). */
+  private sentinels = new Set<string>();
 
   private constructor(
     private readonly mysql: Connection,
@@ -91,6 +93,7 @@ export class StorageCounters {
     if (!this.monitor) throw new Error('StorageCounters.measure() needs MONITOR: connect without { monitor: false }');
     this.measuring = true;
     try {
+      this.sentinels = await this.sentinelSources();
       const start = await this.fence();
       const before = await this.snapshot();
       const result = await fn();
@@ -122,10 +125,21 @@ export class StorageCounters {
   private sentBetween(start: number, end: number): Record<string, number> {
     const sent: Record<string, number> = {};
     for (const { command, source } of this.monitored.slice(start + 1, end)) {
-      if (source === 'lua' || source === this.ownSource) continue;
+      if (source === 'lua' || source === this.ownSource || this.sentinels.has(source)) continue;
       sent[command] = (sent[command] ?? 0) + 1;
     }
     return sent;
+  }
+
+  /** Addresses of the Sentinels' connections to this server: Sentinel names them `sentinel-<id>-cmd` / `-pubsub`. */
+  private async sentinelSources(): Promise<Set<string>> {
+    const list = String(await this.redis.call('CLIENT', 'LIST'));
+    const sources = new Set<string>();
+    for (const line of list.split(/\r?\n/)) {
+      if (/ name=sentinel-/.test(line)) sources.add(/(?:^| )addr=(\S+)/.exec(line)?.[1] ?? '');
+    }
+    sources.delete('');
+    return sources;
   }
 
   private get ownSource(): string {
