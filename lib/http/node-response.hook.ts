@@ -4,6 +4,18 @@ import { BODY_HEADERS, errorPatch, type ResponsePatch } from './response-patch.j
 type Method = (...args: unknown[]) => unknown;
 const HELD = Symbol('ezsession:held');
 
+/** A held response's state: the calls queued until the commit, and what to do with them. */
+interface Hold {
+  original: Record<HeldMethod, Method>;
+  queue: Array<{ name: HeldMethod; args: unknown[] }>;
+  status: number | undefined;
+  started: boolean;
+  finish: (status: number, body: unknown) => Promise<ResponsePatch>;
+}
+
+type HeldMethod = 'writeHead' | 'write' | 'end' | 'flushHeaders';
+type HeldResponse = ServerResponse & { [HELD]?: Hold };
+
 /**
  * Holds a Node response (Express's is one) until `finish` has committed the session: the first
  * writeHead / write / end is queued, `finish(status)` runs, its patch is applied (token headers, or
@@ -14,50 +26,67 @@ const HELD = Symbol('ezsession:held');
  * Returns false when the headers have already gone out: then nothing can be added to the answer.
  */
 export function holdNodeResponse(res: ServerResponse, finish: (status: number, body: unknown) => Promise<ResponsePatch>): boolean {
-  const held = res as ServerResponse & { [HELD]?: true };
+  const held = res as HeldResponse;
   if (held[HELD]) return true;
   if (res.headersSent) return false;
-  held[HELD] = true;
-
-  const original = { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders } as Record<string, Method>;
-  const queue: Array<{ name: string; args: unknown[] }> = [];
-  let status: number | undefined;
-  let started = false;
-
-  const hold = (name: string, result: (self: ServerResponse) => unknown) =>
-    function (this: ServerResponse, ...args: unknown[]) {
-      if (name === 'writeHead' && typeof args[0] === 'number') status ??= args[0];
-      queue.push({ name, args });
-      if (!started) {
-        started = true;
-        // An answer sent whole (res.send) is the argument of its end(); a streamed one is not known yet.
-        finish(status ?? res.statusCode, name === 'end' ? args[0] : undefined).then(release, (error: unknown) => release(errorPatch(error)));
-      }
-      return result(this);
-    };
-
-  const release = (patch: ResponsePatch) => {
-    Object.assign(res, original);
-    if (patch.kind === 'error') return answerWithError(res, original, patch, queue);
-    const first = queue[0];
-    if (first?.name === 'writeHead') first.args = moveHeadersOut(res, first.args);
-    for (const [name, value] of patch.headers) addHeader(res, name, value);
-    let wrote = false;
-    for (const { name, args } of queue) {
-      wrote ||= name === 'write';
-      original[name].apply(res, args);
-    }
-    // A write answered `false` while held: whoever streams into the response waits for this.
-    if (wrote) res.emit('drain');
-  };
-
-  Object.assign(res, {
-    writeHead: hold('writeHead', (self) => self),
-    write: hold('write', () => false),
-    end: hold('end', (self) => self),
-    flushHeaders: hold('flushHeaders', () => undefined)
-  });
+  // One state object and shared methods, not closures per response: this runs on every write.
+  held[HELD] = { original: { writeHead: res.writeHead, write: res.write, end: res.end, flushHeaders: res.flushHeaders } as Record<HeldMethod, Method>, queue: [], status: undefined, started: false, finish };
+  res.writeHead = heldWriteHead as ServerResponse['writeHead'];
+  res.write = heldWrite as ServerResponse['write'];
+  res.end = heldEnd as ServerResponse['end'];
+  res.flushHeaders = heldFlushHeaders;
   return true;
+}
+
+function heldWriteHead(this: HeldResponse, ...args: unknown[]): ServerResponse {
+  const hold = this[HELD]!;
+  if (typeof args[0] === 'number') hold.status ??= args[0];
+  queue(this, hold, 'writeHead', args);
+  return this;
+}
+
+function heldWrite(this: HeldResponse, ...args: unknown[]): boolean {
+  queue(this, this[HELD]!, 'write', args);
+  return false;
+}
+
+function heldEnd(this: HeldResponse, ...args: unknown[]): ServerResponse {
+  queue(this, this[HELD]!, 'end', args);
+  return this;
+}
+
+function heldFlushHeaders(this: HeldResponse): void {
+  queue(this, this[HELD]!, 'flushHeaders', []);
+}
+
+function queue(res: HeldResponse, hold: Hold, name: HeldMethod, args: unknown[]): void {
+  hold.queue.push({ name, args });
+  if (hold.started) return;
+  hold.started = true;
+  // An answer sent whole (res.send) is the argument of its end(); a streamed one is not known yet.
+  hold.finish(hold.status ?? res.statusCode, name === 'end' ? args[0] : undefined).then(
+    (patch) => release(res, hold, patch),
+    (error: unknown) => release(res, hold, errorPatch(error))
+  );
+}
+
+function release(res: HeldResponse, hold: Hold, patch: ResponsePatch): void {
+  const { original, queue } = hold;
+  res.writeHead = original.writeHead as ServerResponse['writeHead'];
+  res.write = original.write as ServerResponse['write'];
+  res.end = original.end as ServerResponse['end'];
+  res.flushHeaders = original.flushHeaders as ServerResponse['flushHeaders'];
+  if (patch.kind === 'error') return answerWithError(res, original, patch, queue);
+  const first = queue[0];
+  if (first?.name === 'writeHead') first.args = moveHeadersOut(res, first.args);
+  for (const [name, value] of patch.headers) addHeader(res, name, value);
+  let wrote = false;
+  for (const { name, args } of queue) {
+    wrote ||= name === 'write';
+    original[name].apply(res, args);
+  }
+  // A write answered `false` while held: whoever streams into the response waits for this.
+  if (wrote) res.emit('drain');
 }
 
 /** `set-cookie` is appended, so the app's own cookies stay; any other header is replaced. */

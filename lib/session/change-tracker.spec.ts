@@ -24,6 +24,32 @@ describe('ChangeTracker', () => {
       assert.deepEqual(changed(tracker), []);
     });
 
+    it('serializes a nested value from the plain data, without a proxy per element', () => {
+      const { tracker, session } = track({ cart: [{ sku: 'a' }, { sku: 'b' }] });
+      const cart = session.cart;
+      const made: object[] = [];
+      const nested = tracker.nested.bind(tracker);
+      tracker.nested = (value: object, root: string) => (made.push(value), nested(value, root));
+      assert.equal(JSON.stringify({ cart }), '{"cart":[{"sku":"a"},{"sku":"b"}]}');
+      assert.equal(JSON.stringify(session), '{"cart":[{"sku":"a"},{"sku":"b"}]}');
+      assert.deepEqual(made, []);
+      assert.deepEqual(changed(tracker), []);
+    });
+
+    it('still marks a change made through a nested value after it was serialized', () => {
+      const { tracker, session } = track({ cart: [{ sku: 'a' }] });
+      JSON.stringify(session.cart);
+      session.cart[0].sku = 'b';
+      assert.deepEqual(changed(tracker), ['cart']);
+      assert.equal(tracker.target.cart[0].sku, 'b');
+    });
+
+    it('keeps a stored key named toJSON as data', () => {
+      const { session } = track({ doc: { toJSON: 'kept' } });
+      assert.equal(session.doc.toJSON, 'kept');
+      assert.equal(JSON.stringify(session), '{"doc":{"toJSON":"kept"}}');
+    });
+
     it('marks a top-level key that is set, and applies the value', () => {
       const { tracker, session } = track({ count: 1 });
       session.count = 2;

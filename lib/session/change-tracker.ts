@@ -16,6 +16,7 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
   private rootProxy: T | undefined;
   private roots: Map<string, { traps: Traps; proxies: WeakMap<object, object> }> | undefined;
   private nestedTargets: WeakMap<object, object> | undefined;
+  private toJSON: ((this: object) => unknown) | undefined;
 
   constructor(
     readonly target: T,
@@ -67,6 +68,18 @@ export class ChangeTracker<T extends Record<string, unknown> = Record<string, un
     (this.changedKeys ??= new Set()).add(key);
   }
 
+  /**
+   * The `toJSON` a tracked object shows JSON.stringify (unless its data has one): the plain object
+   * behind it. Serializing changes nothing, so it need not go through a proxy per nested value
+   * (answering with a 10-item cart would otherwise make eleven, and trap every property read).
+   */
+  get serializer(): (this: object) => unknown {
+    const tracker = this;
+    return (this.toJSON ??= function (this: object) {
+      return tracker.unwrap(this);
+    });
+  }
+
   unwrap(value: unknown): unknown {
     if (value === null || typeof value !== 'object') return value;
     if (value === this.rootProxy) return this.target;
@@ -86,6 +99,7 @@ class Traps implements ProxyHandler<object> {
 
   get(target: object, property: string | symbol, receiver: unknown): unknown {
     const value = Reflect.get(target, property, receiver);
+    if (property === 'toJSON' && value === undefined) return this.tracker.serializer;
     if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
     return this.tracker.nested(value, this.root ?? property);
   }
