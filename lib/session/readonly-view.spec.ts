@@ -28,6 +28,12 @@ describe('readonlyView', () => {
       assert.equal(data.missing, undefined);
     });
 
+    it('keeps a stored key named toJSON as data, and serializes it', () => {
+      const data = view({ doc: { toJSON: 'kept' } });
+      assert.equal(data.doc.toJSON, 'kept');
+      assert.equal(JSON.stringify(data), '{"doc":{"toJSON":"kept"}}');
+    });
+
     it('enumerates and serializes like the object it views', () => {
       const target = { user: { name: 'Ada', roles: ['admin'] }, count: 2 };
       const data = view(target);

@@ -13,6 +13,8 @@ function wrap(target: object, root: string | undefined, refuse: (key: string) =>
   return new Proxy(target, {
     get(t, property, receiver) {
       const value = Reflect.get(t, property, receiver);
+      // JSON.stringify reads the plain data (serializing changes nothing), not a view per nested value.
+      if (property === 'toJSON' && value === undefined) return () => t;
       if (typeof property === 'symbol' || value === null || typeof value !== 'object') return value;
       const key = root ?? property;
       let known = views.get(key);
