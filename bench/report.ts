@@ -178,6 +178,7 @@ export function renderMarkdown(results: BenchResults): string {
   out.push('```');
   out.push(...targetLines(runs, results.scale, results.revocation));
   out.push('```', '');
+  out.push('Why a MISS misses, what its profile shows and what was tried: [README, Benchmarks](README.md#benchmarks).', '');
   out.push(
     'Where the counts come from. A stored read is one Redis command sent (a cache hit), and no MySQL: an EVALSHA of a script that GETs the entry ' +
       "and serves it only if it was stored by the master that answers (its stamp names the master's `master_replid`), so Redis's own counters see 3 " +
