@@ -48,6 +48,11 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  /** How many revoked ids this instance holds in memory (expired ones go at the next sync). */
+  get size(): number {
+    return this.revoked.size;
+  }
+
   has(sid: string): boolean {
     const until = this.revoked.get(sid);
     if (until === undefined) return false;

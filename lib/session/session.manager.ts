@@ -157,6 +157,16 @@ export class SessionManager {
   /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
   async destroy(session: RequestSession): Promise<void> {
     const sid = session.sid;
+    if (session.idMintedHere && !session.stored) {
+      // No valid token came (none, forged, expired, revoked), or its id was already replaced here:
+      // no token of this id is out, so there is nothing to revoke, and a flood of cookie-less
+      // logouts must cost no row, no memory and no message.
+      await this.release(session);
+      session.restart(toSeconds(this.clock.now()));
+      session.destroyed = true;
+      session.forgetStoredData();
+      return;
+    }
     await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
     await this.cache.delete(sid);
     await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));

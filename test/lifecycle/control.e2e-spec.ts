@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { EzSessionService } from '../../lib/index.js';
+import { RevocationRegistry } from '../../lib/revocation/revocation.registry.js';
 import { ADAPTERS, startFixtureApp, TEST_SECRET, type RunningApp } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
@@ -187,6 +188,52 @@ for (const adapter of ADAPTERS) {
       await client.post('/set', { userId });
       await client.post('/life/regenerate');
       assert.deepEqual((await service().listForUser(userId)).map((s) => s.sid), [claimsOf(client.token).sid]);
+    });
+  });
+
+  describe(`logging out without a session (${adapter})`, () => {
+    // No resync timer: its SELECT would land in the measuring window.
+    const options = realStoreOptions({ revocationSyncInterval: 0 });
+    let running: RunningApp;
+    let mysql: Connection;
+    let counters: StorageCounters;
+    before(async () => {
+      running = await startFixtureApp(adapter, options);
+      mysql = await createConnection(testEnv().mysqlUrl);
+      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+    });
+    after(async () => {
+      await running?.close();
+      await mysql?.end();
+      await counters?.close();
+    });
+
+    const tombstones = async () => {
+      const [[row]] = await mysql.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${options.tableName}_revoked`);
+      return Number(row.n);
+    };
+
+    it('destroy() with no token, a forged one or an already revoked one does no storage I/O, keeps no tombstone and no memory, and clears the cookie', async () => {
+      const registry = running.app.get(RevocationRegistry);
+      const revoked = new SessionClient(running.url);
+      await revoked.post('/claims', { role: 'admin' });
+      const replay = revoked.fork();
+      await revoked.post('/life/destroy');
+      const forged = `${replay.token!.slice(0, -4)}AAAA`;
+      const before = { tombstones: await tombstones(), inMemory: registry.size };
+      assert.deepEqual(before, { tombstones: 1, inMemory: 1 });
+
+      const usage = await counters.measure(async () => {
+        const answers: Array<string | undefined> = [];
+        for (let i = 0; i < 100; i++) answers.push((await new SessionClient(running.url).post('/life/plain-logout')).setCookie);
+        for (let i = 0; i < 20; i++) answers.push((await new SessionClient(running.url, 'cookie', forged).post('/life/plain-logout')).setCookie);
+        for (let i = 0; i < 20; i++) answers.push((await replay.fork().post('/life/plain-logout')).setCookie);
+        for (let i = 0; i < 20; i++) answers.push((await new SessionClient(running.url, 'bearer', replay.token).post('/life/destroy')).setCookie);
+        return answers;
+      });
+      assert.deepEqual({ redis: usage.redis.total, mysql: usage.mysql.queries }, { redis: 0, mysql: 0 });
+      assert.deepEqual(new Set(usage.result), new Set(['ezsession=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax']));
+      assert.deepEqual({ tombstones: await tombstones(), inMemory: registry.size }, before);
     });
   });
 
