@@ -5,6 +5,7 @@ import type { EzSessionClock } from '../interfaces/ez-session-options.interface.
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import { StoreErrorLog } from './store-error-log.js';
 import { addVersionColumnStatement, columnsQuery, createTableStatements, revokedTableName } from './session-table.sql.js';
 import { sqlPoolOf, type SqlConnection, type SqlOutcome, type SqlPool } from './sql-connection.js';
 
@@ -53,6 +54,7 @@ export interface SessionLock {
  */
 export class SessionRepository {
   private readonly logger = new Logger('EzSession');
+  private readonly errors = new StoreErrorLog(this.logger);
   private readonly queue = new KeyedMutex();
   private readonly pool: SqlPool;
   private readonly table: string;
@@ -101,13 +103,13 @@ export class SessionRepository {
 
   /** The live row of `sid`, or `undefined` when there is none or it has expired (one SELECT). */
   async find(sid: string, via?: Via): Promise<SessionRow | undefined> {
-    return this.live((await this.run(this.sql.select, [sid], via)).rows[0]);
+    return this.live((await this.run(this.sql.select, [sid], via, sid)).rows[0]);
   }
 
   /** Writes `next` over the row if it is still at `version` and live; `false` when it is not (written meanwhile, or ended). */
   async update(sid: string, version: number, next: RowWrite, via?: Via): Promise<boolean> {
     const now = this.clock.now();
-    const { affected } = await this.run(this.sql.update, [next.data, next.flash, next.userId, now, next.expiresAt, sid, version, now], via);
+    const { affected } = await this.run(this.sql.update, [next.data, next.flash, next.userId, now, next.expiresAt, sid, version, now], via, sid);
     return affected === 1;
   }
 
@@ -119,7 +121,7 @@ export class SessionRepository {
     const now = this.clock.now();
     const values = [sid, next.data, next.flash, next.userId, next.createdAt, now, next.expiresAt];
     try {
-      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via) : await this.run(this.sql.insert, values, via);
+      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via, sid) : await this.run(this.sql.insert, values, via, sid);
       return affected === 1 ? 'inserted' : 'revoked';
     } catch (error) {
       if (isDuplicateKey(error) || isDuplicateKey((error as { cause?: unknown }).cause)) return 'exists';
@@ -129,7 +131,7 @@ export class SessionRepository {
 
   /** Deletes the row if it is still at `version` (all data removed); `false` when it moved on or ended. */
   async delete(sid: string, version: number, via?: Via): Promise<boolean> {
-    return (await this.run(this.sql.deleteAtVersion, [sid, version], via)).affected === 1;
+    return (await this.run(this.sql.deleteAtVersion, [sid, version], via, sid)).affected === 1;
   }
 
   /**
@@ -138,7 +140,7 @@ export class SessionRepository {
    * revive an ended one.
    */
   async touch(sid: string, expiresAt: number): Promise<void> {
-    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, this.clock.now()]);
+    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, this.clock.now()], undefined, sid);
   }
 
   /**
@@ -165,7 +167,7 @@ export class SessionRepository {
     if (!leaveQueue) throw new SessionLockTimeoutError(this.options.lockTimeout);
     let connection: SqlConnection | undefined;
     try {
-      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
+      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout), sid);
       const row = this.options.dialect === 'mysql' ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
       return this.heldLock(sid, row, connection, leaveQueue);
     } catch (error) {
@@ -233,18 +235,18 @@ export class SessionRepository {
     const name = lockName(sid);
     const within = waitSeconds * 1000 + this.statementMs;
     if (this.lockAndReadInOne) {
-      const { rows } = await this.on(connection, within, this.sql.lockAndSelect, [name, waitSeconds, sid]);
+      const { rows } = await this.on(connection, within, this.sql.lockAndSelect, [name, waitSeconds, sid], sid);
       if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
       return this.live(rows[0]);
     }
-    const { rows } = await this.on(connection, within, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]);
+    const { rows } = await this.on(connection, within, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds], sid);
     // 0 is a timeout, NULL an error (e.g. the wait was killed); drivers may return either as text.
     if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
     return this.readOn(connection, sid);
   }
 
   private async readOn(connection: SqlConnection, sid: string): Promise<SessionRow | undefined> {
-    return this.live((await this.on(connection, this.statementMs, this.sql.select, [sid])).rows[0]);
+    return this.live((await this.on(connection, this.statementMs, this.sql.select, [sid], sid)).rows[0]);
   }
 
   /** A row as read, if it has not expired by the session clock. */
@@ -288,36 +290,41 @@ export class SessionRepository {
    * One statement: on the lock's connection, or on a pooled one with the wait for it and the
    * statement both bounded, so a saturated pool or a silent server gives a 503, never a hang.
    */
-  private async run(sql: string, params: unknown[], via?: Via): Promise<SqlOutcome> {
-    if (via) return this.on(via.connection, this.statementMs, sql, params);
+  private async run(sql: string, params: unknown[], via?: Via, sid = via?.sid): Promise<SqlOutcome> {
+    if (via) return this.on(via.connection, this.statementMs, sql, params, sid);
     const within = this.options.lockTimeout;
-    const connection = await this.connect(within * 1000, () => new SessionStoreUnavailableError(new Error(`no database connection was free within ${within}s`)));
+    const connection = await this.connect(within * 1000, () => this.unavailable(new Error(`no database connection was free within ${within}s`), 'connect', sid), sid);
     try {
-      return await this.on(connection, this.statementMs, sql, params);
+      return await this.on(connection, this.statementMs, sql, params, sid);
     } finally {
       connection.release();
     }
   }
 
-  /** A pooled connection; a pool that cannot connect (the server is down) is a 503 that names the cause. */
-  private async connect(waitMs: number, late: () => Error): Promise<SqlConnection> {
+  /** A pooled connection; a pool that cannot connect (the server is down) is a 503, its cause logged. */
+  private async connect(waitMs: number, late: () => Error, sid?: string): Promise<SqlConnection> {
     try {
       return await this.pool.connect(waitMs, late);
     } catch (error) {
       if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
-      throw new SessionStoreUnavailableError(error);
+      throw this.unavailable(error, 'connect', sid);
     }
   }
 
-  /** Store failures become a 503 that names the cause; lock timeouts pass through as they are. */
-  private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[]): Promise<SqlOutcome> {
+  /** Store failures become a 503 that tells the client nothing more, its cause logged; lock timeouts pass through as they are. */
+  private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[], sid?: string): Promise<SqlOutcome> {
     try {
-      return await connection.run(sql, params, timeoutMs, () => new SessionStoreUnavailableError(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`)));
+      return await connection.run(sql, params, timeoutMs, () => this.unavailable(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`), operationOf(sql), sid));
     } catch (error) {
       if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
       if (isDuplicateKey(error)) throw error;
-      throw new SessionStoreUnavailableError(error);
+      throw this.unavailable(error, operationOf(sql), sid);
     }
+  }
+
+  private unavailable(cause: unknown, operation: string, sid: string | undefined): SessionStoreUnavailableError {
+    this.errors.report(cause, { operation, sid });
+    return new SessionStoreUnavailableError(cause);
   }
 
   /** How long one statement on a session row may take: a server that does not answer is unavailable. */
@@ -352,6 +359,14 @@ export class SessionRepository {
 /** `ezs:` + SHA-256 of the sid: 64 ASCII characters, within MySQL's limit, case never folds two sids together. */
 export function lockName(sid: string): string {
   return `ezs:${createHash('sha256').update(sid).digest('hex').slice(0, 60)}`;
+}
+
+/** What a statement does, for the log: its verb and table, or the lock call (no values, which may be data). */
+function operationOf(sql: string): string {
+  const lock = /\b(GET_LOCK|RELEASE_LOCK)\b/.exec(sql);
+  if (lock) return lock[1];
+  const statement = /^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s+(?:.*?\bFROM\s+)?([`"]?\w+[`"]?)/is.exec(sql);
+  return statement ? `${statement[1].toUpperCase()} ${statement[2]}` : sql.trim().split(/\s+/)[0].toUpperCase();
 }
 
 function liveRow(row: Record<string, unknown> | undefined, now: number): SessionRow | undefined {
