@@ -4,6 +4,7 @@ import type { ResolvedOptions } from './options/resolved-options.js';
 import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
+import type { RegenerateOptions } from './session/regenerate-options.js';
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionWriter } from './session/session-writer.js';
@@ -69,13 +70,15 @@ export class EzSessionService {
   }
 
   /**
-   * Gives the current request's session a new id, keeping its data and claims, and revokes the old
-   * id everywhere. Call it on login and on every privilege change (session fixation). Works from
-   * any handler, guard or service that has the request; the new token goes out with the response.
+   * Gives the current request's session a new id and revokes the old id everywhere. Call it on
+   * login and on every privilege change (session fixation). Without options it keeps all data,
+   * flash and claims; `{ keep: ['cart'] }` keeps only what it names (see RegenerateOptions), which
+   * is what a login wants. Works from any handler, guard or service that has the request; the new
+   * token goes out with the response.
    */
-  async regenerate(context: ExecutionContext | object): Promise<void> {
+  async regenerate(context: ExecutionContext | object, options?: RegenerateOptions): Promise<void> {
     const session = this.requests.writable(context, 'regenerate');
-    await this.requests.translated(session, this.sessions.regenerate(session));
+    await this.requests.translated(session, this.sessions.regenerate(session, options));
   }
 
   /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler or resolver. */

@@ -64,6 +64,47 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual((await victim.get('/me')).body, { data: { userId: 9 } });
     });
 
+    /** A pre-login session as an attacker would prepare it, and a copy of its token for the attacker. */
+    async function plantedSession(): Promise<{ victim: SessionClient; attacker: SessionClient }> {
+      const victim = new SessionClient(running.url);
+      await victim.post('/set', { returnTo: 'https://evil.example/', cart: ['apple'], userId: 'mallory' });
+      await victim.post('/claims', { theme: 'dark', admin: true });
+      await victim.post('/life/flash', { notice: 'Welcome', phish: 'Call +1 555 0100 now' });
+      return { victim, attacker: victim.fork() };
+    }
+
+    it("login with regenerate(ctx, { keep }) keeps only the named data keys, claims (jwt.x) and flash messages (flash.x): nothing else an attacker planted survives", async () => {
+      const { victim, attacker } = await plantedSession();
+      const userId = `victim-${Math.random()}`;
+      const login = await victim.post('/life/login-keeping', { keep: ['cart', 'jwt.theme', 'flash.notice'], userId });
+      assert.deepEqual(login.body.after, { data: { cart: ['apple'] }, claims: { theme: 'dark' }, flash: { notice: 'Welcome', phish: null } });
+      assert.deepEqual((await victim.get('/me')).body, { data: { cart: ['apple'], userId } });
+      assert.deepEqual((await victim.get('/claims')).body, { claims: { theme: 'dark', role: 'member' } });
+      assert.deepEqual((await victim.get('/life/flash')).body, { notice: 'Welcome' });
+      // The row written at the move had no user id (userId was not kept); the login's own write set it.
+      assert.deepEqual(await service().listForUser('mallory'), []);
+      assert.deepEqual((await service().listForUser(userId)).map((s) => s.sid), [claimsOf(victim.token).sid]);
+      assert.deepEqual((await attacker.get('/me')).body, { data: {} });
+    });
+
+    it('regenerate(ctx, { keep: [] }) starts from an empty session; without keep everything is kept, as before', async () => {
+      const emptied = (await plantedSession()).victim;
+      const login = await emptied.post('/life/login-keeping', { keep: [], userId: 'u1' });
+      assert.deepEqual(login.body.after, { data: {}, claims: {}, flash: { notice: null, phish: null } });
+      assert.deepEqual((await emptied.get('/me')).body, { data: { userId: 'u1' } });
+      assert.deepEqual((await emptied.get('/claims')).body, { claims: { role: 'member' } });
+      assert.deepEqual((await emptied.get('/life/flash')).body, {});
+
+      const kept = (await plantedSession()).victim;
+      const all = await kept.post('/life/login-keeping', { userId: 'u2' });
+      assert.deepEqual(all.body.after, {
+        data: { returnTo: 'https://evil.example/', cart: ['apple'], userId: 'mallory' },
+        claims: { theme: 'dark', admin: true },
+        flash: { notice: 'Welcome', phish: 'Call +1 555 0100 now' }
+      });
+      assert.deepEqual((await kept.get('/me')).body, { data: { returnTo: 'https://evil.example/', cart: ['apple'], userId: 'u2' } });
+    });
+
     it('regenerate from a handler that takes only @Req() sends the new token and keeps the data', async () => {
       const client = new SessionClient(running.url);
       await client.post('/login');
