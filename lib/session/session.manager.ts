@@ -15,6 +15,7 @@ import { decodeStored, emptyDocument, encodeDocument } from './session-document.
 import { SessionEvents } from './session-events.js';
 import { cacheTtl, expiryFrom, revocationEnd } from './session-lifetime.js';
 import { SessionWriter } from './session-writer.js';
+import { userIdOf } from './user-id.js';
 
 /** What goes back to the client: a new token, or an order to clear the cookie. */
 export type IssuedToken = { token: string; maxAge: number } | { clear: true };
@@ -102,7 +103,11 @@ export class SessionManager {
     try {
       // changes() refuses unstorable values, and the token must fit a cookie, before anything is written.
       const changes = session.changes();
-      if (changes.claimsChanged) this.assertTokenFits(session);
+      if (changes.claimsChanged) {
+        this.assertTokenFits(session);
+        // A user id in a claim reaches no column when nothing is stored, and is refused all the same.
+        if (this.options.userId && 'claim' in this.options.userId) userIdOf(this.options.userId, {}, session.customClaims);
+      }
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
         await this.writer.write(session, changes);
       } else if (!handlerFailed) {

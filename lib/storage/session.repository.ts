@@ -4,9 +4,10 @@ import type { DataSource } from 'typeorm';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
+import { fitsUserIdColumn } from '../session/user-id.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { StoreErrorLog } from './store-error-log.js';
-import { addVersionColumnStatement, columnsQuery, createTableStatements, revokedTableName } from './session-table.sql.js';
+import { columnsQuery, createTableStatements, pendingMigrations, revokedTableName, type ColumnInfo } from './session-table.sql.js';
 import { sqlPoolOf, type SqlConnection, type SqlOutcome, type SqlPool } from './sql-connection.js';
 
 /** One live row of the sessions table, with the document still serialized. */
@@ -85,18 +86,20 @@ export class SessionRepository {
       this.lockAndReadInOne = /mariadb/i.test(String(version));
     }
     const columns = await this.columns();
+    const pending = columns.size === 0 ? [] : pendingMigrations(this.options.dialect, columns);
+    const { dialect, tableName } = this.options;
     if (this.options.createTable) {
-      for (const statement of createTableStatements(this.options.dialect, this.options.tableName)) await this.dataSource.query(statement);
-      if (columns.size > 0 && !columns.has('version')) await this.dataSource.query(addVersionColumnStatement(this.options.dialect, this.options.tableName));
+      for (const statement of createTableStatements(dialect, tableName)) await this.dataSource.query(statement);
+      for (const migration of pending) for (const statement of migration.statements(dialect, tableName)) await this.dataSource.query(statement);
       return;
     }
     if (columns.size === 0) {
-      throw new EzSessionConfigError('createTable', `is false and the table ${this.options.tableName} does not exist: create it (README, Storage) or set createTable: true`);
+      throw new EzSessionConfigError('createTable', `is false and the table ${tableName} does not exist: create it (README, Storage) or set createTable: true`);
     }
-    if (!columns.has('version')) {
+    if (pending.length > 0) {
       throw new EzSessionConfigError(
         'createTable',
-        `is false and the table ${this.options.tableName} lacks the version column this release writes with. Run: ${addVersionColumnStatement(this.options.dialect, this.options.tableName)}`
+        `is false and the table ${tableName} ${pending.map((migration) => migration.problem).join(', and ')}. Run: ${pending.flatMap((migration) => migration.statements(dialect, tableName)).join('; ')}`
       );
     }
   }
@@ -109,7 +112,7 @@ export class SessionRepository {
   /** Writes `next` over the row if it is still at `version` and live; `false` when it is not (written meanwhile, or ended). */
   async update(sid: string, version: number, next: RowWrite, via?: Via): Promise<boolean> {
     const now = this.clock.now();
-    const { affected } = await this.run(this.sql.update, [next.data, next.flash, next.userId, now, next.expiresAt, sid, version, now], via, sid);
+    const { affected } = await this.run(this.sql.update, [next.data, next.flash, this.userIdParam(next.userId), now, next.expiresAt, sid, version, now], via, sid);
     return affected === 1;
   }
 
@@ -119,7 +122,7 @@ export class SessionRepository {
    */
   async insert(sid: string, next: RowWrite, checkTombstone: boolean, via?: Via): Promise<InsertOutcome> {
     const now = this.clock.now();
-    const values = [sid, next.data, next.flash, next.userId, next.createdAt, now, next.expiresAt];
+    const values = [sid, next.data, next.flash, this.userIdParam(next.userId), next.createdAt, now, next.expiresAt];
     try {
       const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via, sid) : await this.run(this.sql.insert, values, via, sid);
       return affected === 1 ? 'inserted' : 'revoked';
@@ -208,8 +211,10 @@ export class SessionRepository {
 
   /** Live stored sessions of one user, newest activity first (one indexed query). */
   async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
+    // No row can hold a longer id: it was refused when written.
+    if (!fitsUserIdColumn(userId)) return [];
     const { rows } = await this.run(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
-      userId,
+      this.userIdParam(userId),
       this.clock.now()
     ]);
     return rows.map((row) => ({ sid: String(row.sid), createdAt: Number(row.created_at), updatedAt: Number(row.updated_at), expiresAt: Number(row.expires_at) }));
@@ -220,10 +225,16 @@ export class SessionRepository {
     return Number(rows[0].n);
   }
 
-  private async columns(): Promise<Set<string>> {
-    const { sql, params, column } = columnsQuery(this.options.dialect, this.options.tableName);
+  private async columns(): Promise<Map<string, ColumnInfo>> {
+    const { sql, params } = columnsQuery(this.options.dialect, this.options.tableName);
     const rows = (await this.dataSource.query(sql, params)) as Array<Record<string, unknown>>;
-    return new Set(rows.map((row) => String(row[column] ?? row[column.toUpperCase()]).toLowerCase()));
+    const field = (row: Record<string, unknown>, name: string) => String(row[name] ?? row[name.toUpperCase()] ?? '').toLowerCase();
+    return new Map(rows.map((row) => [field(row, 'name'), { name: field(row, 'name'), type: field(row, 'type') }]));
+  }
+
+  /** A user id as the column takes it: its UTF-8 bytes for MySQL (VARBINARY), text for SQLite (whose TEXT compares bytes). */
+  private userIdParam(userId: string | null): string | Buffer | null {
+    return userId === null || this.options.dialect !== 'mysql' ? userId : Buffer.from(userId, 'utf8');
   }
 
   /**
@@ -379,7 +390,8 @@ function liveRow(row: Record<string, unknown> | undefined, now: number): Session
     createdAt: Number(row.created_at),
     expiresAt,
     version: Number(row.version ?? 0),
-    userId: row.user_id === null || row.user_id === undefined ? null : String(row.user_id)
+    // VARBINARY comes back as a Buffer of the UTF-8 that was written.
+    userId: row.user_id === null || row.user_id === undefined ? null : Buffer.isBuffer(row.user_id) ? row.user_id.toString('utf8') : String(row.user_id)
   };
 }
 
