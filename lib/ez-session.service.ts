@@ -1,7 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
+import { EZ_SESSION_CLOCK } from './clock/session-clock.js';
+import type { EzSessionClock } from './interfaces/ez-session-options.interface.js';
+import { exemptionKey, RevocationRegistry, type SessionRedis } from './revocation/revocation.registry.js';
+import { userRevocationEnd } from './session/session-lifetime.js';
 import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import type { ResolvedOptions } from './options/resolved-options.js';
-import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
 import type { RegenerateOptions } from './session/regenerate-options.js';
@@ -34,7 +38,9 @@ export class EzSessionService {
     private readonly gcRunner: SessionGarbageCollector,
     private readonly writer: SessionWriter,
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
+    private readonly revocations: RevocationRegistry,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {}
 
   /**
@@ -99,11 +105,27 @@ export class EzSessionService {
     return rows.map((row) => ({ sid: row.sid, createdAt: new Date(row.createdAt), updatedAt: new Date(row.updatedAt), expiresAt: new Date(row.expiresAt) }));
   }
 
-  /** Revokes every stored session of a user, except one (e.g. the current one after a password change). Returns how many. */
+  /**
+   * Logs a user out everywhere, except one session (e.g. the current one after a password change):
+   * every token of the user's sessions begun before the call is refused from now on, on every
+   * instance (within `revocationSyncInterval` while pub/sub is down), stored or not (with
+   * `userId: { claim }`, also sessions that store nothing); each stored session is revoked by id.
+   * Returns once a login after it can no longer be mistaken for an earlier one (at most a second
+   * later: tokens count time in whole seconds). Returns how many stored sessions were revoked.
+   */
   async revokeAllForUser(userId: string | number, options: { except?: string } = {}): Promise<number> {
     this.requireUserIdOption('revokeAllForUser');
-    const sessions = (await this.repository.findByUser(String(userId))).filter((session) => session.sid !== options.except);
+    const id = String(userId);
+    // Every session begun in this second or earlier: the next whole second is the cut-off.
+    const cutoff = Math.floor(this.clock.now() / 1000) + 1;
+    const until = userRevocationEnd(this.options, cutoff * 1000);
+    await this.repository.revokeUser(this.revocations.userKey(id), cutoff * 1000, until, options.except === undefined ? undefined : exemptionKey(id, options.except));
+    await this.revocations.announceUser(id, cutoff, until, options.except);
+    const sessions = (await this.repository.findByUser(id)).filter((session) => session.sid !== options.except);
     for (const session of sessions) await this.sessions.revoke(session.sid);
+    // A login right after this returns must not fall in the cut-off's second (a real-time wait: a test's clock may stand still).
+    const wait = cutoff * 1000 - this.clock.now();
+    if (wait > 0) await sleep(Math.min(wait, 1000));
     return sessions.length;
   }
 

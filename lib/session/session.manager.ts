@@ -133,7 +133,10 @@ export class SessionManager {
    * copied again, so no acknowledged write is left behind in the old row.
    */
   async regenerate(session: RequestSession, options?: RegenerateOptions): Promise<void> {
-    const keep = keptNames(options);
+    // Its user was logged out everywhere while this request ran (its token was checked before):
+    // the new id must not carry the old session on, so it starts empty.
+    const loggedOut = this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims);
+    const keep = loggedOut ? keptNames({ keep: [] }) : keptNames(options);
     const previousSid = session.sid;
     const sid = randomUUID();
     const createdAt = this.clock.now();

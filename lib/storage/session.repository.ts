@@ -204,9 +204,23 @@ export class SessionRepository {
   }
 
   /** Tombstones still in force, revoked at or after `since` (ms). */
-  async revokedSince(since: number): Promise<Array<{ sid: string; until: number }>> {
-    const { rows } = await this.run(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, this.clock.now()]);
-    return rows.map((row) => ({ sid: String(row.sid), until: Number(row.expires_at) }));
+  async revokedSince(since: number): Promise<Array<{ sid: string; until: number; revokedAt: number }>> {
+    const { rows } = await this.run(`SELECT sid, revoked_at, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, this.clock.now()]);
+    return rows.map((row) => ({ sid: String(row.sid), until: Number(row.expires_at), revokedAt: Number(row.revoked_at) }));
+  }
+
+  /**
+   * A user's cut-off (and the session it spares), beside the tombstones: `revoked_at` is the
+   * cut-off (ms), which a later call only moves forward; one statement, so both rows land together.
+   */
+  async revokeUser(key: string, cutoffMs: number, until: number, spared?: string): Promise<void> {
+    const rows = spared === undefined ? [[key, cutoffMs, until]] : [[spared, cutoffMs, until], [key, cutoffMs, until]];
+    const values = rows.map(() => '(?, ?, ?)').join(', ');
+    const sql =
+      this.options.dialect === 'mysql'
+        ? `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES ${values} ON DUPLICATE KEY UPDATE revoked_at = GREATEST(revoked_at, VALUES(revoked_at)), expires_at = GREATEST(expires_at, VALUES(expires_at))`
+        : `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES ${values} ON CONFLICT (sid) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at), expires_at = MAX(expires_at, excluded.expires_at)`;
+    await this.run(sql, rows.flat());
   }
 
   /** Live stored sessions of one user, newest activity first (one indexed query). */
