@@ -34,7 +34,8 @@ export class SessionOpener {
     return readToken(request.headers, this.options.cookie.name, (token) => this.codec.isOurs(token));
   }
 
-  open(request: HttpRequestLike, owner: SessionOwner, presented: PresentedToken | undefined = this.presented(request)): RequestSession {
+  /** `presented`: what `presented(request)` found, or `undefined` to open it as carrying no token. */
+  open(request: HttpRequestLike, owner: SessionOwner, presented: PresentedToken | undefined): RequestSession {
     const exactNow = this.clock.now() / 1000;
     const now = Math.floor(exactNow);
     const verdict = this.codec.verify(presented?.token, now);
