@@ -98,7 +98,7 @@ for (const adapter of ADAPTERS) {
     describe('Authorization header next to a valid cookie', () => {
       for (const [what, bearer] of [
         ['not a JWT', () => 'not.a.token'],
-        ['a JWT of another type (a gateway\'s)', () => forge({ alg: 'HS256', typ: 'JWT' }, payloadOf(owner.token!))],
+        ['a JWT of another type (a gateway\'s)', () => forge({ alg: 'HS256', typ: 'JWT' }, payloadOf(other.token!))],
         ['a JWT signed with another secret', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, payloadOf(other.token!), 'gateway-secret-0f1e2d3c4b5a69788796a5b4c3d2e1f0')]
       ] as const) {
         it(`a Bearer token that is not this app's (${what}) is ignored: the cookie's session is used`, async () => {
