@@ -21,7 +21,9 @@ export type SessionErrorCode =
   | 'SESSION_STORE_UNAVAILABLE'
   | 'SESSION_DATA_INVALID'
   | 'SESSION_TOO_LARGE'
-  | 'SESSION_CLAIM_INVALID';
+  | 'SESSION_CLAIM_INVALID'
+  | 'SESSION_LIMIT_REACHED'
+  | 'SESSION_NOT_FRESH';
 
 /** The session lock could not be taken in time; the request wrote nothing. */
 export class SessionLockTimeoutError extends HttpException {
@@ -79,6 +81,24 @@ export class SessionClaimError extends HttpException {
       HttpStatus.UNPROCESSABLE_ENTITY
     );
     this.name = 'SessionClaimError';
+  }
+}
+
+/** A login over `maxSessionsPerUser` with `onSessionLimit: 'refuse'`: 409, and nothing of the request was stored. */
+export class SessionLimitError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_LIMIT_REACHED';
+
+  constructor(readonly limit: number) {
+    super(
+      {
+        statusCode: HttpStatus.CONFLICT,
+        error: 'SessionLimitReached',
+        code: 'SESSION_LIMIT_REACHED',
+        message: `This user already has ${limit} active session${limit === 1 ? '' : 's'}, the most allowed: sign out on another device first. Nothing was stored.`
+      },
+      HttpStatus.CONFLICT
+    );
+    this.name = 'SessionLimitError';
   }
 }
 

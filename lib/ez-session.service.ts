@@ -10,14 +10,10 @@ import { SessionWriter } from './session/session-writer.js';
 import { SessionRepository } from './storage/session.repository.js';
 import type { UpgradeRequestLike } from './ws/socket-handshake.js';
 import type { SocketRevokedListener } from './ws/socket-sessions.js';
+import type { RegenerateOptions } from './session/session.manager.js';
+import { UserSessions, type ActiveSession } from './users/user-sessions.js';
 
-/** A stored session as `listForUser` shows it. */
-export interface ActiveSession {
-  sid: string;
-  createdAt: Date;
-  updatedAt: Date;
-  expiresAt: Date;
-}
+export type { ActiveSession } from './users/user-sessions.js';
 
 /**
  * The session of the current request, from anywhere that has its ExecutionContext or request
@@ -33,7 +29,8 @@ export class EzSessionService {
     private readonly gcRunner: SessionGarbageCollector,
     private readonly writer: SessionWriter,
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
+    private readonly users: UserSessions
   ) {}
 
   /**
@@ -73,9 +70,36 @@ export class EzSessionService {
    * id everywhere. Call it on login and on every privilege change (session fixation). Works from
    * any handler, guard or service that has the request; the new token goes out with the response.
    */
-  async regenerate(context: ExecutionContext | object): Promise<void> {
+  async regenerate(context: ExecutionContext | object, options: RegenerateOptions = {}): Promise<void> {
     const session = this.requests.writable(context, 'regenerate');
-    await this.requests.translated(session, this.sessions.regenerate(session));
+    await this.requests.translated(session, this.sessions.regenerate(session, options));
+  }
+
+  /**
+   * When the user last authenticated in the current request's session (`regenerate(context, {
+   * authenticated: true })`), read from its token with no I/O; `undefined` when never.
+   */
+  authenticatedAt(context: ExecutionContext | object, upgrade?: UpgradeRequestLike): Date | undefined {
+    const at = this.requests.of(context, upgrade).authenticatedAt;
+    return at === undefined ? undefined : new Date(at * 1000);
+  }
+
+  /** The id of the current request's session, with no I/O; `undefined` when there is no session. */
+  sessionId(context: ExecutionContext | object): string | undefined {
+    return this.users.sessionId(context);
+  }
+
+  /**
+   * Ends every other session of the current request's user (the `userId` option says where it is),
+   * on every instance: "sign out everywhere else". Returns how many; 0 when the request has no user.
+   */
+  async revokeOthers(context: ExecutionContext | object): Promise<number> {
+    return this.users.revokeOthers(context);
+  }
+
+  /** Ends session `sid` only if it belongs to `userId` (a devices page's "sign out" cannot end someone else's); `false` otherwise. */
+  async revokeForUser(userId: string | number, sid: string): Promise<boolean> {
+    return this.users.revokeForUser(userId, sid);
   }
 
   /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler or resolver. */
@@ -89,11 +113,13 @@ export class EzSessionService {
     await this.sessions.revoke(sid);
   }
 
-  /** Live stored sessions of a user (needs the `userId` option), newest activity first. */
-  async listForUser(userId: string | number): Promise<ActiveSession[]> {
-    this.requireUserIdOption('listForUser');
-    const rows = await this.repository.findByUser(String(userId));
-    return rows.map((row) => ({ sid: row.sid, createdAt: new Date(row.createdAt), updatedAt: new Date(row.updatedAt), expiresAt: new Date(row.expiresAt) }));
+  /**
+   * Live stored sessions of a user (needs the `userId` option), newest activity first, with the
+   * device each was created on; `current` marks the session of `context` (a request). Sessions that
+   * store nothing (claims only) have no row and are not listed.
+   */
+  async listForUser(userId: string | number, context?: ExecutionContext | object): Promise<ActiveSession[]> {
+    return this.users.list('listForUser', userId, context);
   }
 
   /** Revokes every stored session of a user, except one (e.g. the current one after a password change). Returns how many. */

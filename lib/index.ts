@@ -3,12 +3,14 @@ export { EzSessionService, type ActiveSession } from './ez-session.service.js';
 export { Flash, Jwt, PublicRoute, RequireSession, Session, type SessionParamOptions } from './decorators/index.js';
 export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
 export { FlashBag } from './flash/flash-bag.js';
+export type { RegenerateOptions } from './session/session.manager.js';
 export { createEzSessionEntities, type EzSessionRecord, type EzSessionRevokedRecord } from './storage/session.entities.js';
 export {
   EzSessionConfigError,
   ReadonlySessionError,
   SessionClaimError,
   SessionDataError,
+  SessionLimitError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
   type SessionErrorCode

@@ -14,6 +14,9 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
   \`updated_at\` BIGINT NOT NULL,
   \`expires_at\` BIGINT NOT NULL,
   \`version\` BIGINT NOT NULL DEFAULT 0,
+  \`user_agent\` VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  \`ip\` VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  \`device\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
   PRIMARY KEY (\`sid\`),
   KEY \`${table}_expires_at\` (\`expires_at\`),
   KEY \`${table}_user_id\` (\`user_id\`)
@@ -37,7 +40,10 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
   "created_at" INTEGER NOT NULL,
   "updated_at" INTEGER NOT NULL,
   "expires_at" INTEGER NOT NULL,
-  "version" INTEGER NOT NULL DEFAULT 0
+  "version" INTEGER NOT NULL DEFAULT 0,
+  "user_agent" TEXT NULL,
+  "ip" TEXT NULL,
+  "device" TEXT NULL
 )`,
     `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" ("expires_at")`,
     `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON "${table}" ("user_id")`,
@@ -59,6 +65,22 @@ export function addVersionColumnStatement(dialect: StoreDialect, table: string):
   return dialect === 'mysql'
     ? `ALTER TABLE \`${table}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\``
     : `ALTER TABLE "${table}" ADD COLUMN "version" INTEGER NOT NULL DEFAULT 0`;
+}
+
+/** The device columns (0.3), recorded by the INSERT that creates or regenerates a session; rows from before list with them empty. */
+export const DEVICE_COLUMNS = ['user_agent', 'ip', 'device'] as const;
+
+const DEVICE_COLUMN_TYPES: Record<(typeof DEVICE_COLUMNS)[number], string> = {
+  user_agent: 'VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL',
+  ip: 'VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL',
+  device: 'VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL'
+};
+
+/** What adds the device columns a table made by an earlier release lacks (`columns`: those it has, lower-cased); nothing when it has them. */
+export function addDeviceColumnStatements(dialect: StoreDialect, table: string, columns: ReadonlySet<string>): string[] {
+  return DEVICE_COLUMNS.filter((column) => !columns.has(column)).map((column) =>
+    dialect === 'mysql' ? `ALTER TABLE \`${table}\` ADD COLUMN \`${column}\` ${DEVICE_COLUMN_TYPES[column]}` : `ALTER TABLE "${table}" ADD COLUMN "${column}" TEXT NULL`
+  );
 }
 
 /** The columns `table` has, lower-cased; empty when the table does not exist. */

@@ -26,8 +26,9 @@ export function readCookie(header: string | string[] | undefined, name: string):
   return undefined;
 }
 
-export function serializeCookie(cookie: ResolvedOptions['cookie'], value: string, maxAgeSeconds: number): string {
-  let text = `${cookie.name}=${value}; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}; Path=${cookie.path}`;
+/** `maxAgeSeconds` undefined: a browser-session cookie, dropped when the browser closes. */
+export function serializeCookie(cookie: ResolvedOptions['cookie'], value: string, maxAgeSeconds: number | undefined): string {
+  let text = `${cookie.name}=${value}${maxAgeSeconds === undefined ? '' : `; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`}; Path=${cookie.path}`;
   if (cookie.domain) text += `; Domain=${cookie.domain}`;
   text += '; HttpOnly';
   if (cookie.secure) text += '; Secure';

@@ -5,6 +5,7 @@ import type { EzSessionClock } from '../interfaces/ez-session-options.interface.
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { RequestSession, type SessionOwner } from '../session/request-session.js';
+import { SessionLifetimes } from '../session/session-lifetimes.js';
 import { SessionOpener } from '../session/session-opener.js';
 import { closeEventOf, handshakeOf, type UpgradeRequestLike } from './socket-handshake.js';
 
@@ -42,7 +43,8 @@ export class SocketSessions implements OnApplicationShutdown {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly opener: SessionOpener,
     private readonly revocations: RevocationRegistry,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly lifetimes: SessionLifetimes
   ) {
     this.stopListening = revocations.onRevoked((sid) => this.revoked(sid));
   }
@@ -84,7 +86,7 @@ export class SocketSessions implements OnApplicationShutdown {
   private stillValid(socket: object, session: RequestSession): RequestSession {
     if (!session.hadToken) return session;
     const now = this.clock.now() / 1000;
-    const ended = this.revocations.has(session.sid) || session.createdAt + this.options.absoluteTimeout <= now;
+    const ended = this.revocations.has(session.sid) || this.lifetimes.absoluteEnded(session, now);
     if (!ended) return session;
     // From now on the socket has no session, as a request with that token would have none.
     const anonymous = new RequestSession({ claims: undefined, fingerprint: undefined, refresh: false, now: Math.floor(now) }, READ_ONLY_OWNER);
