@@ -110,9 +110,10 @@ export class SessionLimitError extends HttpException {
 export class ReadonlySessionError extends Error {
   constructor(
     readonly key: string,
-    readonly reader: string
+    readonly reader: string,
+    hint?: string
   ) {
-    super(`Cannot change session key "${key}": ${reader} is read-only.`);
+    super(`Cannot change session key "${key}": ${reader} is read-only.${hint ? ` ${hint}` : ''}`);
     this.name = 'ReadonlySessionError';
   }
 }

@@ -7,6 +7,7 @@ import { RevocationRegistry, type SessionRedis } from './revocation/revocation.r
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionEvents } from './session/session-events.js';
 import { SessionLifetimes } from './session/session-lifetimes.js';
+import { SessionLimit } from './users/session-limit.js';
 import { UserSessions } from './users/user-sessions.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionOpener } from './session/session-opener.js';
@@ -26,6 +27,7 @@ import { SocketSessions } from './ws/socket-sessions.js';
     ...ezSessionProviders,
     SessionEvents,
     SessionLifetimes,
+    SessionLimit,
     UserSessions,
     RevocationRegistry,
     SessionGarbageCollector,

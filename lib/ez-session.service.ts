@@ -51,7 +51,20 @@ export class EzSessionService {
    */
   async session(context: ExecutionContext | object, upgrade?: UpgradeRequestLike): Promise<Readonly<Record<string, unknown>>> {
     const session = this.requests.of(context, upgrade);
-    return this.requests.whenLoaded(session, () => session.readonlyData('the session from EzSessionService.session()'));
+    return this.requests.whenLoaded(session, () =>
+      session.readonlyData('the session from EzSessionService.session()', 'To change it from a guard, an interceptor or a service, use EzSessionService.writableSession(context).')
+    );
+  }
+
+  /**
+   * The current request's session data as `@Session()` gives it: changes (at any depth) are stored
+   * when the app answers, as a handler's would be. For guards, interceptors and services that record
+   * something (a visit, a consent); loaded at most once per request, shared with every other asker.
+   * Not over a WebSocket (nothing can be sent back there).
+   */
+  async writableSession(context: ExecutionContext | object): Promise<Record<string, unknown>> {
+    const session = this.requests.writable(context, 'writableSession');
+    return this.requests.whenLoaded(session, () => session.trackedData);
   }
 
   /**

@@ -200,8 +200,8 @@ export class RequestSession {
   }
 
   /** The data as a view that refuses every change, naming `reader` in the error. */
-  readonlyData(reader: string): Readonly<Record<string, unknown>> {
-    return (this.dataReadonly ??= readonlyView(this.loadedDocument.data, (key) => new ReadonlySessionError(key, reader)));
+  readonlyData(reader: string, hint?: string): Readonly<Record<string, unknown>> {
+    return (this.dataReadonly ??= readonlyView(this.loadedDocument.data, (key) => new ReadonlySessionError(key, reader, hint)));
   }
 
   /** The custom claims as a tracked object; changing one sends a new token. */

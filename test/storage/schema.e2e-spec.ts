@@ -10,7 +10,7 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { EzSessionModule, type EzSessionModuleOptions } from '../../lib/index.js';
+import { EzSessionModule, EzSessionService, type EzSessionModuleOptions } from '../../lib/index.js';
 import { createTableStatements } from '../../lib/storage/session-table.sql.js';
 import { SessionTokenCodec } from '../../lib/token/session-token.codec.js';
 import { ADAPTERS, startFixtureApp, TEST_SECRET } from '../fixtures/fixture-app.js';
@@ -223,6 +223,20 @@ describe('a sessions table created by the previous release', () => {
       assert.deepEqual((await client.get('/me')).body, { data: { cart: ['apple'], coupon: 'SAVE10' } });
       const [[row]] = await mysql.query<RowDataPacket[]>(`SELECT version FROM ${TABLE} WHERE sid = ?`, [sid]);
       assert.equal(Number(row.version), 1);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('gets the device columns at boot; a session stored before lists with empty device details', async () => {
+    const { url } = await previousRelease();
+    await mysql.query(`UPDATE ${TABLE} SET user_id = '77' WHERE sid = ?`, [sid]);
+    const running = await startFixtureApp('express', { secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, userId: { session: 'userId' } });
+    try {
+      const [columns] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} WHERE Field IN ('user_agent', 'ip', 'device')`);
+      assert.deepEqual(columns.map((column) => column.Field), ['user_agent', 'ip', 'device']);
+      const listed = await running.app.get(EzSessionService).listForUser(77);
+      assert.deepEqual(listed.map(({ sid: id, ip, userAgent, device, current }) => ({ id, ip, userAgent, device, current })), [{ id: sid, ip: null, userAgent: null, device: null, current: false }]);
     } finally {
       await running.close();
     }
