@@ -202,6 +202,16 @@ for (const adapter of ADAPTERS) {
       assert.match(first.logs.join('\n') + second.logs.join('\n'), /idleTimeout must be a number of seconds from 1 to 2592000 \(the maxIdleTimeout option\)/);
     });
 
+    it('a guard records in the session through writableSession(), with one read shared with the handler; the read-only view says to use it', async () => {
+      const client = await signIn(first.url, newUser());
+      assert.deepEqual((await client.get('/devices/recorded')).body, { visits: 1 });
+      assert.deepEqual((await client.get('/devices/recorded')).body, { visits: 2 });
+      assert.equal((await client.get('/me')).body.data.visits, 2);
+      const refused = await client.get('/devices/recorded-readonly');
+      assert.equal(refused.status, 500);
+      assert.match(first.logs.join('\n'), /Cannot change session key "visits": the session from EzSessionService\.session\(\) is read-only\. To change it from a guard, an interceptor or a service, use EzSessionService\.writableSession\(context\)\./);
+    });
+
     it('freshWithin: a login within the window passes with no I/O; older, or never authenticated, is 401 SESSION_NOT_FRESH', async () => {
       const client = await signIn(first.url, newUser());
       assert.ok(claimsOf(client.token).aat);
