@@ -242,6 +242,25 @@ describe('a sessions table created by the previous release', () => {
     }
   });
 
+  it('with createTable: false and the version column added by hand, refuses to boot and gives the ALTER TABLEs of the device columns', async () => {
+    const { url } = await previousRelease();
+    await mysql.query(`ALTER TABLE ${TABLE} ADD COLUMN version BIGINT NOT NULL DEFAULT 0 AFTER expires_at`);
+    @Module({ imports: [EzSessionModule.forRoot({ secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, createTable: false } as EzSessionModuleOptions)] })
+    class AppModule {}
+    await assert.rejects(NestFactory.create(AppModule, { logger: false, abortOnError: false }), (error: Error) => {
+      assert.equal(
+        error.message,
+        `EzSession option "createTable" is false and the table ${TABLE} lacks the device columns (user_agent, ip, device) this release records. Run: ` +
+          [
+            `ALTER TABLE \`${TABLE}\` ADD COLUMN \`user_agent\` VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL`,
+            `ALTER TABLE \`${TABLE}\` ADD COLUMN \`ip\` VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL`,
+            `ALTER TABLE \`${TABLE}\` ADD COLUMN \`device\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL`
+          ].join('; ')
+      );
+      return true;
+    });
+  });
+
   it('with createTable: false, refuses to boot and gives the exact ALTER TABLE to run, leaving the table as it was', async () => {
     const { url } = await previousRelease();
     @Module({ imports: [EzSessionModule.forRoot({ secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, createTable: false } as EzSessionModuleOptions)] })

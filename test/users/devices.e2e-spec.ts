@@ -74,7 +74,8 @@ for (const adapter of ADAPTERS) {
       // The first login of an instance prepares its statements; the ones measured reuse them.
       await signIn(first.url, newUser());
       const client = new SessionClient(first.url);
-      const login = await counters.measure(() => client.post('/devices/login', { userId }, agent(CHROME_MAC)));
+      // A forwarding header is not the client's address unless the app trusts its proxy (request.ip says).
+      const login = await counters.measure(() => client.post('/devices/login', { userId }, { ...agent(CHROME_MAC), 'x-forwarded-for': '198.51.100.9' }));
       assert.equal(login.result.status, 200);
       const stored = await row(claimsOf(client.token).sid);
       assert.deepEqual({ ...stored, expires_at: undefined }, { user_agent: CHROME_MAC, ip: '127.0.0.1', device: 'Chrome 130 on macOS', expires_at: undefined });
@@ -294,11 +295,11 @@ for (const adapter of ADAPTERS) {
   });
 }
 
-describe('devices on the embedded default store (sql.js)', () => {
+for (const adapter of ADAPTERS) describe(`devices on the embedded default store (sql.js, ${adapter})`, () => {
   let running: RunningApp;
   before(
     async () =>
-      (running = await startDevicesApp('express', {
+      (running = await startDevicesApp(adapter, {
         secret: TEST_SECRET,
         database: { type: 'sqljs' },
         bind: { userAgent: false },
