@@ -23,10 +23,10 @@ describe('SessionLifetimes', () => {
     assert.equal(lifetimes.tokenExpiry(plain, created), created + 3600);
     assert.equal(lifetimes.tokenExpiry(remembered, created), created + 30 * 86400);
     assert.equal(lifetimes.rowExpiry(remembered, T0), T0 + 30 * 86400 * 1000);
-    assert.equal(lifetimes.refreshDue(plain, created, created + 1800), true);
-    assert.equal(lifetimes.refreshDue(remembered, created, created + 1800), false);
-    assert.equal(lifetimes.absoluteEnded(plain, created + 86400), true);
-    assert.equal(lifetimes.absoluteEnded(remembered, created + 86400), false);
+    assert.equal(lifetimes.refreshDue(plain.lifetime, created, created + 1800), true);
+    assert.equal(lifetimes.refreshDue(remembered.lifetime, created, created + 1800), false);
+    assert.equal(lifetimes.absoluteEnded(created, plain.lifetime, created + 86400), true);
+    assert.equal(lifetimes.absoluteEnded(created, remembered.lifetime, created + 86400), false);
   });
 
   it('keeps a lifetime a token claims within the module bounds', () => {

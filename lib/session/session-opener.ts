@@ -42,7 +42,7 @@ export class SessionOpener {
       const bound = this.bindingOf(request);
       if (this.revocations.has(candidate.sid)) {
         // A revoked id: treated as no token, silently (the owner logged out or was logged out).
-      } else if (this.lifetimes.absoluteEnded({ createdAt: candidate.sct, lifetime: candidate.lt }, exactNow)) {
+      } else if (this.lifetimes.absoluteEnded(candidate.sct, candidate.lt, exactNow)) {
         this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
         // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
@@ -56,7 +56,7 @@ export class SessionOpener {
       this.events.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
-    const refresh = claims !== undefined && (this.lifetimes.refreshDue({ lifetime: claims.lt }, claims.iat, exactNow) || (verdict.valid && verdict.key !== 0));
+    const refresh = claims !== undefined && (this.lifetimes.refreshDue(claims.lt, claims.iat, exactNow) || (verdict.valid && verdict.key !== 0));
     return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, owner);
   }
 
