@@ -345,3 +345,30 @@ for (const adapter of ADAPTERS) describe(`devices on the embedded default store 
     assert.match(String(remembered.setCookie), new RegExp(`Max-Age=${30 * DAY};`));
   });
 });
+
+describe('the session cap with the user id in a claim (sql.js)', () => {
+  let running: RunningApp;
+  before(
+    async () =>
+      (running = await startDevicesApp('express', {
+        secret: TEST_SECRET,
+        database: { type: 'sqljs' },
+        bind: { userAgent: false },
+        userId: { claim: 'uid' },
+        maxSessionsPerUser: 1
+      }))
+  );
+  after(async () => running?.close());
+
+  it('counts a login whose claim gives the user id, and evicts the older session', async () => {
+    const userId = newUser();
+    const first = new SessionClient(running.url);
+    await first.post('/devices/login-claim', { userId });
+    const second = new SessionClient(running.url);
+    await second.post('/devices/login-claim', { userId });
+    const listed = await running.app.get(EzSessionService).listForUser(userId);
+    assert.deepEqual(listed.map((session) => session.sid), [claimsOf(second.token).sid]);
+    assert.deepEqual((await first.get('/me')).body, { data: {} });
+    assert.deepEqual((await second.get('/me')).body, { data: { signedInAt: 'now' } });
+  });
+});
