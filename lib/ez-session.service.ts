@@ -181,6 +181,10 @@ export class EzSessionService {
       userId: o.userId ?? null,
       maxSessionBytes: o.maxSessionBytes,
       clockSkew: o.clockSkew,
+      sessionLifetime: { maxIdleTimeout: o.maxIdleTimeout, maxAbsoluteTimeout: o.maxAbsoluteTimeout },
+      devices: { ...o.devices },
+      maxSessionsPerUser: o.maxSessionsPerUser ?? null,
+      onSessionLimit: o.onSessionLimit,
       signingKeys: { count: o.keys.length, current: o.keys[0].id ?? null }
     };
   }
