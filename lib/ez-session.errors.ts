@@ -22,7 +22,9 @@ export type SessionErrorCode =
   | 'SESSION_DATA_INVALID'
   | 'SESSION_TOO_LARGE'
   | 'SESSION_CLAIM_INVALID'
-  | 'SESSION_CSRF_REFUSED';
+  | 'SESSION_CSRF_REFUSED'
+  | 'SESSION_LIMIT_REACHED'
+  | 'SESSION_NOT_FRESH';
 
 /** The session lock could not be taken in time; the request wrote nothing. */
 export class SessionLockTimeoutError extends HttpException {
@@ -93,6 +95,24 @@ export class SessionClaimError extends HttpException {
   }
 }
 
+/** A login over `maxSessionsPerUser` with `onSessionLimit: 'refuse'`: 409, and nothing of the request was stored. */
+export class SessionLimitError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_LIMIT_REACHED';
+
+  constructor(readonly limit: number) {
+    super(
+      {
+        statusCode: HttpStatus.CONFLICT,
+        error: 'SessionLimitReached',
+        code: 'SESSION_LIMIT_REACHED',
+        message: `This user already has ${limit} active session${limit === 1 ? '' : 's'}, the most allowed: sign out on another device first. Nothing was stored.`
+      },
+      HttpStatus.CONFLICT
+    );
+    this.name = 'SessionLimitError';
+  }
+}
+
 /**
  * A request from another origin (a cross-site form, a sibling subdomain's page) tried a state
  * change with the session cookie, or to start a cookie session: refused before the session was
@@ -122,9 +142,10 @@ export class SessionCsrfError extends HttpException {
 export class ReadonlySessionError extends Error {
   constructor(
     readonly key: string,
-    readonly reader: string
+    readonly reader: string,
+    hint?: string
   ) {
-    super(`Cannot change session key "${key}": ${reader} is read-only.`);
+    super(`Cannot change session key "${key}": ${reader} is read-only.${hint ? ` ${hint}` : ''}`);
     this.name = 'ReadonlySessionError';
   }
 }

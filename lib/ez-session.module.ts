@@ -6,6 +6,9 @@ import { EzSessionService } from './ez-session.service.js';
 import { RevocationRegistry, type SessionRedis } from './revocation/revocation.registry.js';
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionEvents } from './session/session-events.js';
+import { SessionLifetimes } from './session/session-lifetimes.js';
+import { SessionLimit } from './users/session-limit.js';
+import { UserSessions } from './users/user-sessions.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionOpener } from './session/session-opener.js';
 import { SessionWriter } from './session/session-writer.js';
@@ -23,6 +26,9 @@ import { SocketSessions } from './ws/socket-sessions.js';
   providers: [
     ...ezSessionProviders,
     SessionEvents,
+    SessionLifetimes,
+    SessionLimit,
+    UserSessions,
     RevocationRegistry,
     SessionGarbageCollector,
     SessionOpener,

@@ -15,14 +15,9 @@ import { SessionWriter } from './session/session-writer.js';
 import { SessionRepository } from './storage/session.repository.js';
 import type { UpgradeRequestLike } from './ws/socket-handshake.js';
 import type { SocketRevokedListener } from './ws/socket-sessions.js';
+import { UserSessions, type ActiveSession } from './users/user-sessions.js';
 
-/** A stored session as `listForUser` shows it. */
-export interface ActiveSession {
-  sid: string;
-  createdAt: Date;
-  updatedAt: Date;
-  expiresAt: Date;
-}
+export type { ActiveSession } from './users/user-sessions.js';
 
 /**
  * The session of the current request, from anywhere that has its ExecutionContext or request
@@ -40,7 +35,8 @@ export class EzSessionService {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
     private readonly revocations: RevocationRegistry,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly users: UserSessions
   ) {}
 
   /**
@@ -61,7 +57,20 @@ export class EzSessionService {
    */
   async session(context: ExecutionContext | object, upgrade?: UpgradeRequestLike): Promise<Readonly<Record<string, unknown>>> {
     const session = this.requests.of(context, upgrade);
-    return this.requests.whenLoaded(session, () => session.readonlyData('the session from EzSessionService.session()'));
+    return this.requests.whenLoaded(session, () =>
+      session.readonlyData('the session from EzSessionService.session()', 'To change it from a guard, an interceptor or a service, use EzSessionService.writableSession(context).')
+    );
+  }
+
+  /**
+   * The current request's session data as `@Session()` gives it: changes (at any depth) are stored
+   * when the app answers, as a handler's would be. For guards, interceptors and services that record
+   * something (a visit, a consent); loaded at most once per request, shared with every other asker.
+   * Not over a WebSocket (nothing can be sent back there).
+   */
+  async writableSession(context: ExecutionContext | object): Promise<Record<string, unknown>> {
+    const session = this.requests.writable(context, 'writableSession');
+    return this.requests.whenLoaded(session, () => session.trackedData);
   }
 
   /**
@@ -82,9 +91,36 @@ export class EzSessionService {
    * is what a login wants. Works from any handler, guard or service that has the request; the new
    * token goes out with the response.
    */
-  async regenerate(context: ExecutionContext | object, options?: RegenerateOptions): Promise<void> {
+  async regenerate(context: ExecutionContext | object, options: RegenerateOptions = {}): Promise<void> {
     const session = this.requests.writable(context, 'regenerate');
     await this.requests.translated(session, this.sessions.regenerate(session, options));
+  }
+
+  /**
+   * When the user last authenticated in the current request's session (`regenerate(context, {
+   * authenticated: true })`), read from its token with no I/O; `undefined` when never.
+   */
+  authenticatedAt(context: ExecutionContext | object, upgrade?: UpgradeRequestLike): Date | undefined {
+    const at = this.requests.of(context, upgrade).authenticatedAt;
+    return at === undefined ? undefined : new Date(at * 1000);
+  }
+
+  /** The id of the current request's session, with no I/O; `undefined` when there is no session. */
+  sessionId(context: ExecutionContext | object): string | undefined {
+    return this.users.sessionId(context);
+  }
+
+  /**
+   * Ends every other session of the current request's user (the `userId` option says where it is),
+   * on every instance: "sign out everywhere else". Returns how many; 0 when the request has no user.
+   */
+  async revokeOthers(context: ExecutionContext | object): Promise<number> {
+    return this.users.revokeOthers(context);
+  }
+
+  /** Ends session `sid` only if it belongs to `userId` (a devices page's "sign out" cannot end someone else's); `false` otherwise. */
+  async revokeForUser(userId: string | number, sid: string): Promise<boolean> {
+    return this.users.revokeForUser(userId, sid);
   }
 
   /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler or resolver. */
@@ -98,11 +134,13 @@ export class EzSessionService {
     await this.sessions.revoke(sid);
   }
 
-  /** Live stored sessions of a user (needs the `userId` option), newest activity first. */
-  async listForUser(userId: string | number): Promise<ActiveSession[]> {
-    this.requireUserIdOption('listForUser');
-    const rows = await this.repository.findByUser(String(userId));
-    return rows.map((row) => ({ sid: row.sid, createdAt: new Date(row.createdAt), updatedAt: new Date(row.updatedAt), expiresAt: new Date(row.expiresAt) }));
+  /**
+   * Live stored sessions of a user (needs the `userId` option), newest activity first, with the
+   * device each was created on; `current` marks the session of `context` (a request). Sessions that
+   * store nothing (claims only) have no row and are not listed.
+   */
+  async listForUser(userId: string | number, context?: ExecutionContext | object): Promise<ActiveSession[]> {
+    return this.users.list('listForUser', userId, context);
   }
 
   /**
@@ -118,7 +156,8 @@ export class EzSessionService {
     const id = String(userId);
     // Every session begun in this second or earlier: the next whole second is the cut-off.
     const cutoff = Math.floor(this.clock.now() / 1000) + 1;
-    const until = userRevocationEnd(this.options, cutoff * 1000);
+    // A remembered session may live up to maxAbsoluteTimeout: the cut-off outlasts the longest one.
+    const until = userRevocationEnd({ ...this.options, absoluteTimeout: Math.max(this.options.absoluteTimeout, this.options.maxAbsoluteTimeout) }, cutoff * 1000);
     await this.repository.revokeUser(this.revocations.userKey(id), cutoff * 1000, until, options.except === undefined ? undefined : exemptionKey(id, options.except));
     await this.revocations.announceUser(id, cutoff, until, options.except);
     const sessions = (await this.repository.findByUser(id)).filter((session) => session.sid !== options.except);
@@ -167,6 +206,10 @@ export class EzSessionService {
       userId: o.userId ?? null,
       maxSessionBytes: o.maxSessionBytes,
       clockSkew: o.clockSkew,
+      sessionLifetime: { maxIdleTimeout: o.maxIdleTimeout, maxAbsoluteTimeout: o.maxAbsoluteTimeout },
+      devices: { ...o.devices },
+      maxSessionsPerUser: o.maxSessionsPerUser ?? null,
+      onSessionLimit: o.onSessionLimit,
       signingKeys: { count: o.keys.length, current: o.keys[0].id ?? null }
     };
   }

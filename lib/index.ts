@@ -11,6 +11,7 @@ export {
   SessionClaimError,
   SessionCsrfError,
   SessionDataError,
+  SessionLimitError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
   type SessionErrorCode

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Header, Post, Redirect, Req } from '@nestjs/common';
 import { EzSessionService, Flash, FlashBag, Jwt, Session } from '../lib/index.js';
+import { REMEMBER_ME_SECONDS } from './app.module.js';
 import { renderPage } from './views.js';
 
 type SessionData = Record<string, unknown>;
@@ -38,6 +39,7 @@ export class AppController {
   async login(
     @Req() request: object,
     @Body('name') name: unknown,
+    @Body('remember') remember: unknown,
     @Session() session: SessionData,
     @Jwt() jwt: Claims,
     @Flash() flash: FlashBag
@@ -49,8 +51,13 @@ export class AppController {
     }
     // A new session id at login: an id someone planted in this browser beforehand is worth nothing.
     // Only the counter outlives the login: anything else in the visitor's session (a planted returnTo, say) goes.
-    await this.sessions.regenerate(request, { keep: ['counter'] });
+    // authenticated: the time of this login rides in the token, for @RequireSession({ freshWithin }).
+    // "Remember me" gives this session a lifetime of its own (and a cookie that outlives the browser).
+    const lifetime = remember === 'on' ? { idleTimeout: REMEMBER_ME_SECONDS, absoluteTimeout: REMEMBER_ME_SECONDS } : {};
+    await this.sessions.regenerate(request, { keep: ['counter'], authenticated: true, ...lifetime });
     session.user = { name: clean };
+    // The key the Devices page lists sessions by (the `userId` option): here the name is the account.
+    session.userId = clean;
     jwt.role = 'member';
     flash.set('notice', `Logged in as ${clean}`);
   }

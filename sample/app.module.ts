@@ -4,6 +4,10 @@ import { Logger, Module } from '@nestjs/common';
 import { EzSessionModule, type EzSessionModuleOptions } from '../lib/index.js';
 import { ApiController } from './api.controller.js';
 import { AppController } from './app.controller.js';
+import { DevicesController } from './devices.controller.js';
+
+/** How long "remember me" keeps a session, idle or not. */
+export const REMEMBER_ME_SECONDS = 30 * 86400;
 
 /** Where the embedded store keeps its file when MYSQL_URL is not set (relative to the working directory). */
 export const SQLITE_FILE = 'sample/ezsession.sqlite';
@@ -26,7 +30,13 @@ export function sessionOptions(env: NodeJS.ProcessEnv = process.env): EzSessionM
     database: env.MYSQL_URL
       ? { type: 'mysql', url: env.MYSQL_URL }
       : { type: 'sqljs', location: resolve(SQLITE_FILE), autoSave: true },
-    ...(env.REDIS_URL ? { redis: env.REDIS_URL } : {})
+    ...(env.REDIS_URL ? { redis: env.REDIS_URL } : {}),
+    // The Devices page lists a user's sessions by this key; "remember me" may keep one for 30 days,
+    // and without it the cookie ends with the browser.
+    userId: { session: 'userId' },
+    maxIdleTimeout: REMEMBER_ME_SECONDS,
+    maxAbsoluteTimeout: REMEMBER_ME_SECONDS,
+    cookie: { browserSession: true }
   };
 }
 
@@ -50,6 +60,6 @@ function withoutPassword(url: string): string {
 @Module({
   // forRootAsync: the options are built when the module is created, so the environment is read then.
   imports: [EzSessionModule.forRootAsync({ useFactory: () => sessionOptions() })],
-  controllers: [AppController, ApiController]
+  controllers: [AppController, ApiController, DevicesController]
 })
 export class AppModule {}

@@ -7,7 +7,10 @@ export interface SessionParamOptions {
    * lock, but only around the write, merging the keys this request changed.
    */
   lock?: boolean;
-  /** No lock, no data write: any change throws, and flash values are not consumed (the expiry may still be extended). */
+  /**
+   * No lock, no data write: any change to the data throws (the expiry may still be extended). A
+   * `@Flash()` beside it still consumes and sets flash values, which writes the flash only.
+   */
   readonly?: boolean;
 }
 

@@ -35,9 +35,14 @@ export class EzSessionGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_METADATA, targets)) return true;
-    const { keys = [], claims = [] } = this.requirementOf(context);
+    const { keys = [], claims = [], freshWithin } = this.requirementOf(context);
 
     const presentClaims = this.sessions.claims(context);
+    if (freshWithin !== undefined) {
+      // authenticatedAt rides in the token: no I/O.
+      const authenticatedAt = this.sessions.authenticatedAt(context);
+      if (!authenticatedAt || this.options.clock.now() - authenticatedAt.getTime() > freshWithin * 1000) return this.refuseStale(context, freshWithin, authenticatedAt);
+    }
     const missingClaims = claims.filter((name) => absent(presentClaims[name]));
     if (missingClaims.length > 0) return this.refuse(context, { keys: [], claims: missingClaims });
     if (keys.length === 0) return true;
@@ -52,13 +57,26 @@ export class EzSessionGuard implements CanActivate {
   protected requirementOf(context: ExecutionContext): EzSessionRequirement {
     const requirement =
       this.reflector.getAllAndOverride<EzSessionRequirement | undefined>(REQUIRE_SESSION_METADATA, [context.getHandler(), context.getClass()]) ?? this.options.guard;
-    if (!requirement || ((requirement.keys?.length ?? 0) === 0 && (requirement.claims?.length ?? 0) === 0)) {
+    if (!requirement || ((requirement.keys?.length ?? 0) === 0 && (requirement.claims?.length ?? 0) === 0 && requirement.freshWithin === undefined)) {
       throw new EzSessionConfigError(
         'guard',
         `is not set and ${context.getClass().name}.${context.getHandler().name} has no @RequireSession({ keys, claims }): EzSessionGuard has nothing to check there (mark open routes with @PublicRoute())`
       );
     }
     return requirement;
+  }
+
+  /** Throws the refusal of a session whose last authentication is older than `freshWithin` seconds (or unknown): 401, code `SESSION_NOT_FRESH`. */
+  protected refuseStale(context: ExecutionContext, freshWithin: number, authenticatedAt: Date | undefined): never | Promise<never> {
+    const message = staleMessage(freshWithin, authenticatedAt);
+    const type = context.getType<string>();
+    if (type === 'graphql') throw new EzSessionGraphQLError(message, { code: 'SESSION_NOT_FRESH', freshWithin });
+    if (type === 'ws') {
+      return wsException({ status: 'error', code: 'SESSION_NOT_FRESH', message, freshWithin }).then((error) => {
+        throw error;
+      });
+    }
+    throw new UnauthorizedException({ statusCode: 401, error: 'Unauthorized', code: 'SESSION_NOT_FRESH', message, freshWithin });
   }
 
   /** Throws the refusal, in the form the context's transport answers (a promise of it for a gateway, whose exception class is loaded on demand). */
@@ -80,6 +98,11 @@ export class EzSessionGuard implements CanActivate {
       missing
     });
   }
+}
+
+/** What a `freshWithin` refusal says, in every transport: code `SESSION_NOT_FRESH`, so a client knows to ask for the password again (not to sign in from scratch). */
+function staleMessage(freshWithin: number, authenticatedAt: Date | undefined): string {
+  return `This action needs a sign-in within the last ${freshWithin} s (${authenticatedAt ? `the last was at ${authenticatedAt.toISOString()}` : 'this session has none on record'}); authenticate again.`;
 }
 
 function absent(value: unknown): boolean {

@@ -26,6 +26,25 @@ export interface EzSessionCookieOptions {
   domain?: string;
   /** Default `'/'`. */
   path?: string;
+  /**
+   * Send sessions that have no lifetime of their own (no "remember me") as browser-session cookies:
+   * no Max-Age, so the browser drops them when it closes. A session given its own lifetime with
+   * `regenerate(context, { idleTimeout, absoluteTimeout })` keeps a Max-Age. The token inside still
+   * expires as usual. Default `false`.
+   */
+  browserSession?: boolean;
+}
+
+/** What a stored session records of the device that created it (once, in the INSERT that creates or regenerates it). */
+export interface EzSessionDeviceOptions {
+  /**
+   * The client IP as the framework resolves it (`request.ip`: Express `trust proxy`, Fastify
+   * `trustProxy`): `'full'` (default), `'truncated'` (the /24 of an IPv4 address, the /48 of an
+   * IPv6 one), or `false` (not recorded).
+   */
+  ip?: 'full' | 'truncated' | false;
+  /** The User-Agent header (first 512 characters) and the device label parsed from it. Default `true`. */
+  userAgent?: boolean;
 }
 
 /** What a session is bound to; a token presented with other values is refused and a new session starts. */
@@ -56,13 +75,17 @@ export interface EzSessionCsrfOptions {
 export type EzSessionUserIdSource = { session: string } | { claim: string };
 
 export interface EzSessionEvent {
-  type: 'created' | 'regenerated' | 'destroyed' | 'revoked' | 'expired' | 'fingerprintMismatch' | 'lockTimeout';
+  type: 'created' | 'regenerated' | 'destroyed' | 'revoked' | 'expired' | 'fingerprintMismatch' | 'lockTimeout' | 'sessionLimitEvicted' | 'revokedByUser';
   /** The session concerned (after a regeneration: the new id). */
   sid: string;
   /** The id a regeneration replaced. */
   previousSid?: string;
   /** For `expired`: `'idle'`, `'absolute'` or `'token'`. */
   reason?: string;
+  /** For `sessionLimitEvicted` and `revokedByUser`: whose session it was. */
+  userId?: string;
+  /** For `sessionLimitEvicted`: the session whose login evicted it; for `revokedByUser` with `revokeOthers`: the session that asked. */
+  bySid?: string;
 }
 
 /** Callbacks for auditing; an exception thrown by one is logged and does not affect the request. */
@@ -80,6 +103,11 @@ export interface EzSessionRequirement {
   keys?: string[];
   /** Custom claims of the token (checked with no I/O). */
   claims?: string[];
+  /**
+   * Seconds since the user last authenticated in this session (`regenerate(context, { authenticated:
+   * true })`): older, or never, is refused with 401 and code `SESSION_NOT_FRESH` (no I/O: the time is in the token).
+   */
+  freshWithin?: number;
 }
 
 /**
@@ -155,7 +183,7 @@ export interface EzSessionModuleOptions {
   bind?: EzSessionBindingOptions;
   /** Where the user id lives, for `listForUser` / `revokeAllForUser`. Default: none. */
   userId?: EzSessionUserIdSource;
-  /** Audit hooks: created, regenerated, destroyed, revoked, expired, fingerprintMismatch, lockTimeout. */
+  /** Audit hooks: created, regenerated, destroyed, revoked, expired, fingerprintMismatch, lockTimeout, sessionLimitEvicted, revokedByUser. */
   on?: EzSessionHooks;
   /** How long a stored session stays in the cache (capped by its remaining life). Default 3600. */
   cacheTtl?: number;
@@ -180,4 +208,24 @@ export interface EzSessionModuleOptions {
    * statement timeouts and Redis TTLs stay on real time. Default: the system clock (`Date.now()`).
    */
   clock?: EzSessionClock;
+  /**
+   * The longest idle timeout a session may be given of its own ("remember me", with
+   * `regenerate(context, { idleTimeout })`). Default: `idleTimeout` (sessions can only be given a
+   * shorter one). Tombstones of revoked ids last this long (plus `clockSkew`).
+   */
+  maxIdleTimeout?: number;
+  /** The longest absolute timeout a session may be given of its own. Default: the larger of `absoluteTimeout` and `maxIdleTimeout`. */
+  maxAbsoluteTimeout?: number;
+  /** What a stored session records of its device, for `listForUser`. Default `{ ip: 'full', userAgent: true }`. */
+  devices?: EzSessionDeviceOptions;
+  /**
+   * At most this many live stored sessions per user (needs `userId`), enforced when a session first
+   * gets a user id (a login), across instances. Default: no limit.
+   */
+  maxSessionsPerUser?: number;
+  /**
+   * What a login over `maxSessionsPerUser` does: `'evict-oldest'` (default) revokes the user's
+   * least recently active sessions; `'refuse'` answers 409 (code `SESSION_LIMIT_REACHED`) and stores nothing.
+   */
+  onSessionLimit?: 'evict-oldest' | 'refuse';
 }

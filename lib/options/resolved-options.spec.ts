@@ -77,7 +77,12 @@ describe('resolveOptions', () => {
         redisCommandTimeout: 500,
         guard: undefined,
         revocationSyncInterval: 5,
-        clock: systemClock
+        clock: systemClock,
+        maxIdleTimeout: 7200,
+        maxAbsoluteTimeout: 86400,
+        devices: { ip: 'full', userAgent: true },
+        maxSessionsPerUser: undefined,
+        onSessionLimit: 'evict-oldest'
       });
     });
 
@@ -416,7 +421,7 @@ describe('resolveOptions', () => {
     });
 
     it('refuses a guard that requires nothing', () => {
-      refuses({ guard: {} }, 'guard', 'needs at least one of keys or claims, e.g. { keys: ["userId"] }');
+      refuses({ guard: {} }, 'guard', 'needs at least one of keys, claims or freshWithin, e.g. { keys: ["userId"] }');
       refuses({ guard: { keys: [], claims: [] } }, 'guard');
     });
 
@@ -424,6 +429,45 @@ describe('resolveOptions', () => {
       refuses({ guard: { keys: 'userId' } }, 'guard.keys', 'must be an array of non-empty strings');
       refuses({ guard: { keys: ['userId', ''] } }, 'guard.keys');
       refuses({ guard: { claims: [7] } }, 'guard.claims');
+    });
+  });
+  describe('devices and session policy', () => {
+    it('records devices with the full IP by default, truncated or without IP on request', () => {
+      assert.deepEqual(resolve().devices, { ip: 'full', userAgent: true });
+      assert.deepEqual(resolve({ devices: { ip: 'truncated' } }).devices, { ip: 'truncated', userAgent: true });
+      assert.deepEqual(resolve({ devices: { ip: false, userAgent: false } }).devices, { ip: false, userAgent: false });
+      refuses({ devices: { ip: 'hashed' } }, 'devices.ip', "must be 'full', 'truncated' (a /24 or /48 network) or false (not recorded); got \"hashed\"");
+      refuses({ devices: { userAgent: 'yes' } }, 'devices.userAgent');
+    });
+
+    it('bounds per-session lifetimes by the module timeouts unless raised, never below them', () => {
+      const plain = resolve({ idleTimeout: 900, absoluteTimeout: 3600 });
+      assert.deepEqual([plain.maxIdleTimeout, plain.maxAbsoluteTimeout], [900, 3600]);
+      const remember = resolve({ idleTimeout: 900, maxIdleTimeout: 30 * 86400 });
+      assert.deepEqual([remember.maxIdleTimeout, remember.maxAbsoluteTimeout], [30 * 86400, 30 * 86400]);
+      refuses({ idleTimeout: 900, maxIdleTimeout: 600 }, 'maxIdleTimeout', 'must be a number from 900 to 34560000; got 600');
+      refuses({ maxIdleTimeout: 7 * 86400, maxAbsoluteTimeout: 86400 * 2 }, 'maxAbsoluteTimeout', '(172800) must not be shorter than maxIdleTimeout (604800)');
+    });
+
+    it('takes a browser-session cookie option', () => {
+      assert.equal(resolve({ cookie: { browserSession: true } }).cookie.browserSession, true);
+      assert.equal(resolve().cookie.browserSession, undefined);
+      refuses({ cookie: { browserSession: 1 } }, 'cookie.browserSession', 'must be true or false');
+    });
+
+    it('caps sessions per user only with a user id to count by, evicting the oldest by default', () => {
+      const capped = resolve({ userId: { session: 'userId' }, maxSessionsPerUser: 3 });
+      assert.deepEqual([capped.maxSessionsPerUser, capped.onSessionLimit], [3, 'evict-oldest']);
+      assert.equal(resolve({ userId: { session: 'userId' }, maxSessionsPerUser: 1, onSessionLimit: 'refuse' }).onSessionLimit, 'refuse');
+      refuses({ maxSessionsPerUser: 3 }, 'maxSessionsPerUser', "needs the userId option, e.g. userId: { session: 'userId' }, to know whose sessions to count");
+      refuses({ userId: { session: 'userId' }, maxSessionsPerUser: 2.5 }, 'maxSessionsPerUser', 'must be a whole number; got 2.5');
+      refuses({ userId: { session: 'userId' }, maxSessionsPerUser: 0 }, 'maxSessionsPerUser');
+      refuses({ userId: { session: 'userId' }, maxSessionsPerUser: 2, onSessionLimit: 'kick' }, 'onSessionLimit');
+    });
+
+    it('takes freshWithin as a guard requirement of its own', () => {
+      assert.deepEqual(resolve({ guard: { freshWithin: 300 } }).guard, { keys: [], claims: [], freshWithin: 300 });
+      refuses({ guard: { freshWithin: 0 } }, 'guard.freshWithin');
     });
   });
 });

@@ -25,6 +25,8 @@ export interface ResolvedOptions {
     sameSite: 'lax' | 'strict' | 'none';
     domain: string | undefined;
     path: string;
+    /** Sessions without a lifetime of their own get cookies without Max-Age. */
+    browserSession?: boolean;
   };
   headerName: string;
   tokenHeader: 'auto' | 'always' | 'never';
@@ -50,6 +52,12 @@ export interface ResolvedOptions {
   guard: EzSessionRequirement | undefined;
   revocationSyncInterval: number;
   clock: EzSessionClock;
+  /** The longest lifetime a session may be given with `regenerate(context, { idleTimeout, absoluteTimeout })`. */
+  maxIdleTimeout: number;
+  maxAbsoluteTimeout: number;
+  devices: { ip: 'full' | 'truncated' | false; userAgent: boolean };
+  maxSessionsPerUser: number | undefined;
+  onSessionLimit: 'evict-oldest' | 'refuse';
 }
 
 const MYSQL_TYPES = new Set(['mysql', 'mariadb']);
@@ -117,8 +125,40 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000),
     guard: resolveRequirement(options.guard),
     revocationSyncInterval: bounded('revocationSyncInterval', options.revocationSyncInterval, 5, 0, 3600),
-    clock: resolveClock(options.clock)
+    clock: resolveClock(options.clock),
+    ...resolveSessionPolicy(options, idleTimeout, absoluteTimeout)
   };
+}
+
+function resolveSessionPolicy(
+  options: EzSessionModuleOptions,
+  idleTimeout: number,
+  absoluteTimeout: number
+): Pick<ResolvedOptions, 'maxIdleTimeout' | 'maxAbsoluteTimeout' | 'devices' | 'maxSessionsPerUser' | 'onSessionLimit'> {
+  const maxIdleTimeout = bounded('maxIdleTimeout', options.maxIdleTimeout, idleTimeout, idleTimeout, 400 * 86400);
+  const maxAbsoluteTimeout = bounded('maxAbsoluteTimeout', options.maxAbsoluteTimeout, Math.max(absoluteTimeout, maxIdleTimeout), absoluteTimeout, 400 * 86400);
+  if (maxAbsoluteTimeout < maxIdleTimeout) {
+    throw new EzSessionConfigError('maxAbsoluteTimeout', `(${maxAbsoluteTimeout}) must not be shorter than maxIdleTimeout (${maxIdleTimeout})`);
+  }
+  const devices = options.devices ?? {};
+  if (typeof devices !== 'object' || devices === null) throw new EzSessionConfigError('devices', "must be an object, e.g. { ip: 'truncated' }");
+  const ip = devices.ip ?? 'full';
+  if (ip !== 'full' && ip !== 'truncated' && ip !== false) {
+    throw new EzSessionConfigError('devices.ip', `must be 'full', 'truncated' (a /24 or /48 network) or false (not recorded); got ${JSON.stringify(ip)}`);
+  }
+  const userAgent = devices.userAgent ?? true;
+  if (typeof userAgent !== 'boolean') throw new EzSessionConfigError('devices.userAgent', 'must be true or false');
+  let maxSessionsPerUser: number | undefined;
+  if (options.maxSessionsPerUser !== undefined) {
+    maxSessionsPerUser = bounded('maxSessionsPerUser', options.maxSessionsPerUser, 1, 1, 10_000);
+    if (!Number.isInteger(maxSessionsPerUser)) throw new EzSessionConfigError('maxSessionsPerUser', `must be a whole number; got ${maxSessionsPerUser}`);
+    if (!options.userId) throw new EzSessionConfigError('maxSessionsPerUser', "needs the userId option, e.g. userId: { session: 'userId' }, to know whose sessions to count");
+  }
+  const onSessionLimit = options.onSessionLimit ?? 'evict-oldest';
+  if (onSessionLimit !== 'evict-oldest' && onSessionLimit !== 'refuse') {
+    throw new EzSessionConfigError('onSessionLimit', `must be 'evict-oldest' or 'refuse'; got ${JSON.stringify(onSessionLimit)}`);
+  }
+  return { maxIdleTimeout, maxAbsoluteTimeout, devices: { ip, userAgent }, maxSessionsPerUser, onSessionLimit };
 }
 
 function resolveKeys(secret: EzSessionModuleOptions['secret']): SigningKey[] {
@@ -222,7 +262,9 @@ function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): R
   if (name.toLowerCase().startsWith('__secure-') && !secure) {
     throw new EzSessionConfigError('cookie.name', "uses the __Secure- prefix, which needs secure: true or 'auto'");
   }
-  return { name, secure, sameSite, domain: cookie.domain, path };
+  const browserSession = cookie.browserSession ?? false;
+  if (typeof browserSession !== 'boolean') throw new EzSessionConfigError('cookie.browserSession', 'must be true or false');
+  return { name, secure, sameSite, domain: cookie.domain, path, ...(browserSession ? { browserSession } : {}) };
 }
 
 /** `NODE_ENV` as deployments spell it: `production`, `Production`, `PRODUCTION`. */
@@ -292,9 +334,10 @@ function resolveRequirement(requirement: EzSessionModuleOptions['guard']): EzSes
     }
     return list as string[];
   };
-  const resolved = { keys: names(requirement?.keys, 'keys'), claims: names(requirement?.claims, 'claims') };
-  if (resolved.keys.length === 0 && resolved.claims.length === 0) {
-    throw new EzSessionConfigError('guard', 'needs at least one of keys or claims, e.g. { keys: ["userId"] }');
+  const resolved: EzSessionRequirement = { keys: names(requirement?.keys, 'keys'), claims: names(requirement?.claims, 'claims') };
+  if (requirement?.freshWithin !== undefined) resolved.freshWithin = bounded('guard.freshWithin', requirement.freshWithin, 0, 1, 400 * 86400);
+  if (resolved.keys!.length === 0 && resolved.claims!.length === 0 && resolved.freshWithin === undefined) {
+    throw new EzSessionConfigError('guard', 'needs at least one of keys, claims or freshWithin, e.g. { keys: ["userId"] }');
   }
   return resolved;
 }

@@ -1,5 +1,12 @@
+import type { RequestedLifetime } from './session-lifetimes.js';
+
 /** What `EzSessionService.regenerate(context, options)` takes besides the request. */
-export interface RegenerateOptions {
+export interface RegenerateOptions extends RequestedLifetime {
+  /**
+   * The user has just proved who they are (a login, a password prompt): the session records the time
+   * (`authenticatedAt`, in its token), which `@RequireSession({ freshWithin })` checks with no I/O.
+   */
+  authenticated?: boolean;
   /**
    * What of the session survives the new id; without it, everything does (data, flash and claims:
    * the behaviour of 0.1). With it, only what it names, and nothing else the session held at the

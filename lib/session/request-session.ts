@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ReadonlySessionError, SessionClaimError } from '../ez-session.errors.js';
 import { FlashBag } from '../flash/flash-bag.js';
 import type { SessionLock } from '../storage/session.repository.js';
+import type { DeviceDetails } from '../users/device-details.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
 import type { TokenCarrier } from '../token/token-transport.js';
 import { ChangeTracker } from './change-tracker.js';
@@ -35,6 +36,8 @@ export interface SessionOwner {
   fingerprint(): string | undefined;
   /** Called once, on the first change (or the first thing that needs a commit). */
   changed(session: RequestSession): void;
+  /** The device of the request, for the INSERT that creates or regenerates a stored session. */
+  device?(): DeviceDetails | undefined;
 }
 
 /**
@@ -48,6 +51,10 @@ export class RequestSession {
   stored: boolean;
   /** Session creation time (seconds), the start of the absolute timeout. */
   createdAt: number;
+  /** The session's own lifetime in seconds, `[idle, absolute]` ("remember me"); `undefined`: the module's. */
+  lifetime: [number, number] | undefined;
+  /** When the user last authenticated in this session (seconds of the session clock). */
+  authenticatedAt: number | undefined;
   /** A valid token came with the request. */
   readonly hadToken: boolean;
   readonly refresh: boolean;
@@ -97,6 +104,8 @@ export class RequestSession {
     this.sid = claims?.sid ?? randomUUID();
     this.stored = this.incomingStored = claims?.stored ?? false;
     this.createdAt = claims?.sct ?? start.now;
+    this.lifetime = claims?.lt;
+    this.authenticatedAt = claims?.aat;
     this.knownFingerprint = start.fingerprint;
     this.refresh = start.refresh;
     this.carrier = start.carrier;
@@ -136,6 +145,8 @@ export class RequestSession {
     this.stored = false;
     this.replaced = true;
     this.createdAt = now;
+    this.lifetime = undefined;
+    this.authenticatedAt = undefined;
     this.knownFingerprint = null;
     this.loadedVersion = undefined;
     this.claims = this.trackClaims({});
@@ -211,8 +222,8 @@ export class RequestSession {
   }
 
   /** The data as a view that refuses every change, naming `reader` in the error. */
-  readonlyData(reader: string): Readonly<Record<string, unknown>> {
-    return (this.dataReadonly ??= readonlyView(this.loadedDocument.data, (key) => new ReadonlySessionError(key, reader)));
+  readonlyData(reader: string, hint?: string): Readonly<Record<string, unknown>> {
+    return (this.dataReadonly ??= readonlyView(this.loadedDocument.data, (key) => new ReadonlySessionError(key, reader, hint)));
   }
 
   /** The custom claims as a tracked object; changing one sends a new token. */
@@ -232,6 +243,11 @@ export class RequestSession {
 
   get customClaims(): Record<string, unknown> {
     return this.claims.target;
+  }
+
+  /** A custom claim as the token brought it, before this request changed any. */
+  claimAsOpened(name: string): unknown {
+    return this.claimsBaseline === undefined ? this.claims.target[name] : (JSON.parse(this.claimsBaseline) as Record<string, unknown>)[name];
   }
 
   /** The flash values as loaded (what earlier requests left). */

@@ -17,6 +17,7 @@ import { SocketSessions } from '../ws/socket-sessions.js';
 import { wsErrorOf } from '../ws/ws-error.js';
 import type { RequestSession, SessionOwner } from './request-session.js';
 import { requestExchangeOf } from './request-target.js';
+import { deviceOf, type DeviceDetails } from '../users/device-details.js';
 import { SessionManager } from './session.manager.js';
 import { SessionOpener } from './session-opener.js';
 
@@ -39,6 +40,13 @@ class Exchange implements SessionOwner {
 
   changed(): void {
     this.sessions.awaitCommit(this);
+  }
+
+  private recordedDevice: DeviceDetails | undefined;
+
+  /** Parsed once, when a stored session is created or regenerated in this request; never on a plain read. */
+  device(): DeviceDetails {
+    return (this.recordedDevice ??= this.sessions.deviceOf(this.request));
   }
 }
 
@@ -74,6 +82,11 @@ export class RequestSessions implements OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     live.delete(this);
+  }
+
+  /** What a stored session records of the device of `request` (the `devices` option). */
+  deviceOf(request: HttpRequestLike): DeviceDetails {
+    return deviceOf(request, this.options);
   }
 
   /**

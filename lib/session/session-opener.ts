@@ -10,6 +10,7 @@ import { SessionTokenCodec } from '../token/session-token.codec.js';
 import { readToken, type PresentedToken } from '../token/token-transport.js';
 import { RequestSession, type SessionOwner } from './request-session.js';
 import { SessionEvents } from './session-events.js';
+import { SessionLifetimes } from './session-lifetimes.js';
 
 /**
  * Turns a request's token into its RequestSession, with no I/O: signature, claim shapes, expiry,
@@ -26,7 +27,8 @@ export class SessionOpener {
     private readonly codec: SessionTokenCodec,
     private readonly revocations: RevocationRegistry,
     private readonly events: SessionEvents,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly lifetimes: SessionLifetimes
   ) {}
 
   /** The token the request carries and how; a Bearer token that is not this app's is passed over for the cookie. */
@@ -46,7 +48,7 @@ export class SessionOpener {
       const bound = this.bindingOf(request);
       if (this.revocations.has(candidate.sid) || this.revocations.refusesUser(candidate.sid, candidate.sct, candidate.custom)) {
         // A revoked id, or a user logged out everywhere since the session began: treated as no token, silently.
-      } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
+      } else if (this.lifetimes.absoluteEnded(candidate.sct, candidate.lt, exactNow)) {
         this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
         // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
@@ -60,7 +62,7 @@ export class SessionOpener {
       this.events.emit({ type: 'expired', sid: verdict.sid, reason: 'token' });
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
-    const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
+    const refresh = claims !== undefined && (this.lifetimes.refreshDue(claims.lt, claims.iat, exactNow) || (verdict.valid && verdict.key !== 0));
     return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now, carrier: presented?.carrier }, owner);
   }
 

@@ -9,7 +9,7 @@ import type { EzSessionClock } from '../interfaces/ez-session-options.interface.
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { SessionRepository, type SessionRow, type Via } from '../storage/session.repository.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
-import { cacheTtl, expiryFrom } from './session-lifetime.js';
+import { SessionLifetimes } from './session-lifetimes.js';
 import { decodeStored, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
 import { userIdOf } from './user-id.js';
 
@@ -74,7 +74,8 @@ export class SessionWriter {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly repository: SessionRepository,
     private readonly cache: SessionCache,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly lifetimes: SessionLifetimes
   ) {}
 
   /** Writes the request's changes; `session.stored` and the session's row version follow what is stored. */
@@ -192,18 +193,18 @@ export class SessionWriter {
     } else {
       const encoded = encodeDocument(document, this.options.maxSessionBytes);
       const createdAt = lead.createdAt * 1000;
-      const expiresAt = expiryFrom(this.options, this.clock.now(), createdAt);
+      const expiresAt = this.lifetimes.rowExpiry(lead, this.clock.now());
       const row = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(group[group.length - 1].session, document) };
       if (version !== undefined) {
         if (!(await this.repository.update(sid, version, row))) return 'conflict';
         written = version + 1;
       } else {
-        const outcome = await this.repository.insert(sid, row, group.some((job) => !job.session.idMintedHere));
+        const outcome = await this.repository.insert(sid, { ...row, device: lead.owner.device?.() }, group.some((job) => !job.session.idMintedHere));
         if (outcome === 'exists') return 'conflict';
         if (outcome === 'revoked') return 'apart';
         written = 1;
       }
-      await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt, this.clock.now()));
+      await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, this.lifetimes.cacheTtl(expiresAt, this.clock.now()));
       this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
     }
     for (const { session } of group) {
@@ -245,14 +246,14 @@ export class SessionWriter {
 
     const encoded = encodeDocument(document, this.options.maxSessionBytes);
     const createdAt = session.createdAt * 1000;
-    const expiresAt = expiryFrom(this.options, this.clock.now(), createdAt);
+    const expiresAt = this.lifetimes.rowExpiry(session, this.clock.now());
     const row = { data: encoded.data, flash: encoded.flash, createdAt, expiresAt, userId: this.userIdOf(session, document) };
     let written: number;
     if (version !== undefined) {
       if (!(await this.repository.update(sid, version, row, via))) return false;
       written = version + 1;
     } else {
-      const outcome = await this.repository.insert(sid, row, !session.idMintedHere, via);
+      const outcome = await this.repository.insert(sid, { ...row, device: session.owner.device?.() }, !session.idMintedHere, via);
       if (outcome === 'exists') return false;
       if (outcome === 'revoked') {
         // Revoked (on another instance) since the token was checked: the data goes to a new session.
@@ -261,7 +262,7 @@ export class SessionWriter {
       }
       written = 1;
     }
-    await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, cacheTtl(this.options, expiresAt, this.clock.now()));
+    await this.cache.set(sid, { data: encoded.data, flash: encoded.flash, expiresAt, version: written }, this.lifetimes.cacheTtl(expiresAt, this.clock.now()));
     session.stored = true;
     session.loadedVersion = written;
     if (this.groups.has(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
@@ -305,6 +306,11 @@ export class SessionWriter {
   private userIdOf(session: RequestSession, document: SessionDocument): string | null {
     return userIdOf(this.options.userId, document.data, session.customClaims);
   }
+}
+
+/** A user id as the user_id column holds it (its own text, never cut: see user-id.ts); `null` for a value that is not one. */
+export function storedUserId(value: unknown): string | null {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : null;
 }
 
 /** This request's changes onto a stored document: its changed keys, the flash it set, and the flash values it read (by id). */

@@ -13,12 +13,13 @@ import type { RequestSession, SessionChanges } from './request-session.js';
 import { keptNames, retainKeys, type KeptNames, type RegenerateOptions } from './regenerate-options.js';
 import { decodeStored, emptyDocument, encodeDocument } from './session-document.js';
 import { SessionEvents } from './session-events.js';
-import { cacheTtl, expiryFrom, revocationEnd } from './session-lifetime.js';
+import { SessionLifetimes } from './session-lifetimes.js';
 import { SessionWriter } from './session-writer.js';
 import { userIdOf } from './user-id.js';
+import { SessionLimit } from '../users/session-limit.js';
 
-/** What goes back to the client: a new token, or an order to clear the cookie. */
-export type IssuedToken = { token: string; maxAge: number } | { clear: true };
+/** What goes back to the client: a new token (`maxAge` undefined: a browser-session cookie), or an order to clear the cookie. */
+export type IssuedToken = { token: string; maxAge: number | undefined } | { clear: true };
 
 /** How many times regenerate copies the row again because a write changed it while it was being moved. */
 const MAX_MOVES = 8;
@@ -40,7 +41,9 @@ export class SessionManager {
     private readonly writer: SessionWriter,
     private readonly revocations: RevocationRegistry,
     private readonly events: SessionEvents,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly lifetimes: SessionLifetimes,
+    private readonly limit: SessionLimit
   ) {}
 
   /**
@@ -109,7 +112,9 @@ export class SessionManager {
         if (this.options.userId && 'claim' in this.options.userId) userIdOf(this.options.userId, {}, session.customClaims);
       }
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
-        await this.writer.write(session, changes);
+        const login = this.limit.loginOf(session, changes);
+        if (login === undefined) await this.writer.write(session, changes);
+        else await this.limit.admit(login, session, () => this.writer.write(session, changes));
       } else if (!handlerFailed) {
         await this.extendIfDue(session);
       }
@@ -132,7 +137,9 @@ export class SessionManager {
    * version copied. A write that lands on the old row meanwhile makes that delete miss: the row is
    * copied again, so no acknowledged write is left behind in the old row.
    */
-  async regenerate(session: RequestSession, options?: RegenerateOptions): Promise<void> {
+  async regenerate(session: RequestSession, options: RegenerateOptions = {}): Promise<void> {
+    // Checked before anything moves: a keep list that is not one, or a lifetime out of bounds, changes nothing.
+    const lifetime = options.idleTimeout !== undefined || options.absoluteTimeout !== undefined ? this.lifetimes.requested(options) : session.lifetime;
     // Its user was logged out everywhere while this request ran (its token was checked before):
     // the new id must not carry the old session on, so it starts empty.
     const loggedOut = this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims);
@@ -140,29 +147,34 @@ export class SessionManager {
     const previousSid = session.sid;
     const sid = randomUUID();
     const createdAt = this.clock.now();
+    // A lifetime of its own starts now; otherwise the row keeps the expiry it had.
+    const expiresAt = lifetime !== session.lifetime ? this.lifetimes.rowExpiry({ createdAt: toSeconds(createdAt), lifetime }, createdAt) : undefined;
+    const device = session.owner.device?.();
     let moved: SessionRow | undefined;
     await this.underLock(session, async (lock) => {
-      await this.repository.revoke(lock, revocationEnd(this.options, this.clock.now()), { keepRow: true });
+      await this.repository.revoke(lock, this.lifetimes.revocationEnd(), { keepRow: true });
       let copied: number | undefined;
       for (let move = 1; ; move++) {
         const row = await this.repository.find(previousSid, lock);
         if (!row) break;
         const kept = keep ? this.retainedRow(previousSid, row, keep) : row;
-        const next = { data: kept.data, flash: kept.flash ?? '{}', createdAt, expiresAt: row.expiresAt, userId: kept.userId };
-        if (copied === undefined) await this.repository.insert(sid, next, false, lock);
+        const next = { data: kept.data, flash: kept.flash ?? '{}', createdAt, expiresAt: expiresAt ?? row.expiresAt, userId: kept.userId };
+        if (copied === undefined) await this.repository.insert(sid, { ...next, device }, false, lock);
         else await this.repository.update(sid, copied, next, lock);
         copied = copied === undefined ? 1 : copied + 1;
-        moved = { ...row, ...kept, version: copied, createdAt };
+        moved = { ...row, ...kept, version: copied, createdAt, expiresAt: next.expiresAt };
         if ((await this.repository.delete(previousSid, row.version, lock)) || move === MAX_MOVES) break;
       }
     });
-    if (moved) await this.cache.set(sid, { data: moved.data, flash: moved.flash ?? '{}', expiresAt: moved.expiresAt, version: moved.version }, cacheTtl(this.options, moved.expiresAt, this.clock.now()));
+    if (moved) await this.cache.set(sid, { data: moved.data, flash: moved.flash ?? '{}', expiresAt: moved.expiresAt, version: moved.version }, this.lifetimes.cacheTtl(moved.expiresAt, this.clock.now()));
     await this.cache.delete(previousSid);
-    await this.revocations.announce(previousSid, revocationEnd(this.options, this.clock.now()));
+    await this.revocations.announce(previousSid, this.lifetimes.revocationEnd());
     session.stored = moved !== undefined;
     if (keep) session.retain(keep);
     // The row moved may hold writes the request did not read: its next write starts from the row.
     session.moveTo(sid, toSeconds(this.clock.now()), undefined);
+    session.lifetime = lifetime;
+    if (options.authenticated) session.authenticatedAt = toSeconds(this.clock.now());
     this.events.emit({ type: 'regenerated', sid, previousSid });
   }
 
@@ -191,9 +203,9 @@ export class SessionManager {
       session.forgetStoredData();
       return;
     }
-    await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
+    await this.underLock(session, (lock) => this.repository.revoke(lock, this.lifetimes.revocationEnd()));
     await this.cache.delete(sid);
-    await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
+    await this.revocations.announce(sid, this.lifetimes.revocationEnd());
     session.restart(toSeconds(this.clock.now()));
     session.destroyed = true;
     session.forgetStoredData();
@@ -202,10 +214,26 @@ export class SessionManager {
 
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
   async revoke(sid: string): Promise<void> {
-    await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
+    await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, this.lifetimes.revocationEnd()));
     await this.cache.delete(sid);
-    await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
+    await this.revocations.announce(sid, this.lifetimes.revocationEnd());
     this.events.emit({ type: 'revoked', sid });
+  }
+
+  /**
+   * Revokes `sid` only if its live row belongs to `userId`, checked under the session's lock so it
+   * cannot change owner in between; `false` (and nothing done) otherwise.
+   */
+  async revokeOwned(sid: string, userId: string): Promise<boolean> {
+    const revoked = await this.repository.withLock(sid, async (lock) => {
+      if (lock.row?.userId !== userId) return false;
+      await this.repository.revoke(lock, this.lifetimes.revocationEnd());
+      return true;
+    });
+    if (!revoked) return false;
+    await this.cache.delete(sid);
+    await this.revocations.announce(sid, this.lifetimes.revocationEnd());
+    return true;
   }
 
   /** The cached copy (one Redis GET), else the row (one SELECT), which then refills the cache. */
@@ -227,7 +255,7 @@ export class SessionManager {
       const lease = await this.cache.lease(session.sid);
       const row = await this.repository.find(session.sid);
       const found: CachedSession | undefined = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt, version: row.version };
-      if (found && lease) await this.cache.fill(session.sid, lease, found, cacheTtl(this.options, found.expiresAt, this.clock.now()));
+      if (found && lease) await this.cache.fill(session.sid, lease, found, this.lifetimes.cacheTtl(found.expiresAt, this.clock.now()));
       if (session.loaded) return; // a locked read got there first
       this.attachStored(session, found);
     } finally {
@@ -262,7 +290,7 @@ export class SessionManager {
    */
   private async extendIfDue(session: RequestSession): Promise<void> {
     if (!this.extensionDue(session)) return;
-    await this.repository.touch(session.sid, expiryFrom(this.options, this.clock.now(), session.createdAt * 1000));
+    await this.repository.touch(session.sid, this.lifetimes.rowExpiry(session, this.clock.now()));
     await this.cache.delete(session.sid);
   }
 
@@ -270,8 +298,7 @@ export class SessionManager {
   private extensionDue(session: RequestSession): boolean {
     const loaded = session.loadedExpiresAt;
     if (!session.stored || loaded === undefined) return false;
-    const now = this.clock.now();
-    return loaded - now <= (this.options.idleTimeout * 1000) / 2 && expiryFrom(this.options, now, session.createdAt * 1000) > loaded;
+    return this.lifetimes.extensionDue(session, loaded, this.clock.now());
   }
 
   private tokenFor(session: RequestSession, changes: SessionChanges): IssuedToken | undefined {
@@ -281,20 +308,20 @@ export class SessionManager {
     if (!mustTell || !(session.stored || hasClaims || session.hadToken)) return undefined;
 
     const now = toSeconds(this.clock.now());
-    const exp = Math.min(now + this.options.idleTimeout, session.createdAt + this.options.absoluteTimeout);
+    const exp = this.lifetimes.tokenExpiry(session, now);
     const token = this.codec.sign(
-      { sid: session.sid, stored: session.stored, exp, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
+      { sid: session.sid, stored: session.stored, exp, sct: session.createdAt, fp: session.fingerprint, lt: session.lifetime, aat: session.authenticatedAt, custom: session.customClaims },
       now
     );
     if ((!session.hadToken || session.replaced) && !session.previousSid) this.events.emit({ type: 'created', sid: session.sid });
-    return { token, maxAge: exp - now };
+    return { token, maxAge: this.lifetimes.cookieMaxAge(session, exp, now) };
   }
 
   /** Refuses claims that would make a cookie the browser drops; the trial token is as long as any this session can get. */
   private assertTokenFits(session: RequestSession): void {
     const now = toSeconds(this.clock.now());
     const trial = this.codec.sign(
-      { sid: session.sid, stored: false, exp: now + this.options.idleTimeout, sct: session.createdAt, fp: session.fingerprint, custom: session.customClaims },
+      { sid: session.sid, stored: false, exp: now + this.lifetimes.idle(session), sct: session.createdAt, fp: session.fingerprint, lt: session.lifetime, aat: session.authenticatedAt, custom: session.customClaims },
       now
     );
     const cookieBytes = this.options.cookie.name.length + 1 + trial.length;

@@ -14,6 +14,9 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
   \`updated_at\` BIGINT NOT NULL,
   \`expires_at\` BIGINT NOT NULL,
   \`version\` BIGINT NOT NULL DEFAULT 0,
+  \`user_agent\` VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  \`ip\` VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL,
+  \`device\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL,
   PRIMARY KEY (\`sid\`),
   KEY \`${table}_expires_at\` (\`expires_at\`),
   KEY \`${table}_user_id\` (\`user_id\`)
@@ -37,7 +40,10 @@ export function createTableStatements(dialect: StoreDialect, table: string): str
   "created_at" INTEGER NOT NULL,
   "updated_at" INTEGER NOT NULL,
   "expires_at" INTEGER NOT NULL,
-  "version" INTEGER NOT NULL DEFAULT 0
+  "version" INTEGER NOT NULL DEFAULT 0,
+  "user_agent" TEXT NULL,
+  "ip" TEXT NULL,
+  "device" TEXT NULL
 )`,
     `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON "${table}" ("expires_at")`,
     `CREATE INDEX IF NOT EXISTS "${table}_user_id" ON "${table}" ("user_id")`,
@@ -67,7 +73,7 @@ export interface ColumnMigration {
   needed(columns: ReadonlyMap<string, ColumnInfo>, dialect: StoreDialect): boolean;
   /** What is wrong with the table without it, for the refusal: "lacks the version column ...". */
   problem: string;
-  statements(dialect: StoreDialect, table: string): string[];
+  statements(dialect: StoreDialect, table: string, columns: ReadonlyMap<string, ColumnInfo>): string[];
 }
 
 export const COLUMN_MIGRATIONS: readonly ColumnMigration[] = [
@@ -88,8 +94,30 @@ export const COLUMN_MIGRATIONS: readonly ColumnMigration[] = [
       `ALTER TABLE \`${table}\` MODIFY COLUMN \`user_id\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
       `ALTER TABLE \`${table}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL`
     ]
+  },
+  {
+    // The device columns (0.3), recorded by the INSERT that creates or regenerates a session; rows from before list with them empty.
+    needed: (columns) => DEVICE_COLUMNS.some((column) => !columns.has(column)),
+    problem: 'lacks the device columns (user_agent, ip, device) this release records',
+    statements: (dialect, table, columns) => addDeviceColumnStatements(dialect, table, columns)
   }
 ];
+
+/** The device columns, recorded by the INSERT that creates or regenerates a session. */
+export const DEVICE_COLUMNS = ['user_agent', 'ip', 'device'] as const;
+
+const DEVICE_COLUMN_TYPES: Record<(typeof DEVICE_COLUMNS)[number], string> = {
+  user_agent: 'VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL',
+  ip: 'VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL',
+  device: 'VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL'
+};
+
+/** What adds the device columns a table made by an earlier release lacks (`columns`: those it has); nothing when it has them. */
+function addDeviceColumnStatements(dialect: StoreDialect, table: string, columns: ReadonlyMap<string, ColumnInfo>): string[] {
+  return DEVICE_COLUMNS.filter((column) => !columns.has(column)).map((column) =>
+    dialect === 'mysql' ? `ALTER TABLE \`${table}\` ADD COLUMN \`${column}\` ${DEVICE_COLUMN_TYPES[column]}` : `ALTER TABLE "${table}" ADD COLUMN "${column}" TEXT NULL`
+  );
+}
 
 /** The migrations `columns` still needs, in order. */
 export function pendingMigrations(dialect: StoreDialect, columns: ReadonlyMap<string, ColumnInfo>): ColumnMigration[] {

@@ -12,6 +12,9 @@ export interface EzSessionRecord {
   updated_at: string;
   expires_at: string;
   version: string;
+  user_agent: string | null;
+  ip: string | null;
+  device: string | null;
 }
 
 /** One tombstone of a revoked session id. */
@@ -44,7 +47,10 @@ export function createEzSessionEntities(options: { tableName?: string } = {}): [
       created_at: { type: 'bigint' },
       updated_at: { type: 'bigint' },
       expires_at: { type: 'bigint' },
-      version: { type: 'bigint', default: 0 }
+      version: { type: 'bigint', default: 0 },
+      user_agent: { type: 'varchar', length: 512, nullable: true, ...ASCII },
+      ip: { type: 'varchar', length: 45, nullable: true, ...ASCII },
+      device: { type: 'varchar', length: 64, nullable: true, ...ASCII }
     },
     indices: [
       { name: `${table}_expires_at`, columns: ['expires_at'] },

@@ -6,6 +6,7 @@ import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableE
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { fitsUserIdColumn } from '../session/user-id.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import type { DeviceDetails } from '../users/device-details.js';
 import { StoreErrorLog } from './store-error-log.js';
 import { columnsQuery, createTableStatements, pendingMigrations, revokedTableName, type ColumnInfo } from './session-table.sql.js';
 import { sqlPoolOf, type SqlConnection, type SqlOutcome, type SqlPool } from './sql-connection.js';
@@ -28,6 +29,16 @@ export interface RowWrite {
   createdAt: number;
   expiresAt: number;
   userId: string | null;
+  /** The device that created the session; recorded by the INSERT only (a first write, a regeneration). */
+  device?: DeviceDetails;
+}
+
+/** A live stored session of a user, as `listForUser` shows it (device details empty on rows from before 0.3). */
+export interface UserSessionRow extends DeviceDetails {
+  sid: string;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
 }
 
 /** A first write: it made the row, someone else had made it first, or the id was revoked meanwhile. */
@@ -90,7 +101,7 @@ export class SessionRepository {
     const { dialect, tableName } = this.options;
     if (this.options.createTable) {
       for (const statement of createTableStatements(dialect, tableName)) await this.dataSource.query(statement);
-      for (const migration of pending) for (const statement of migration.statements(dialect, tableName)) await this.dataSource.query(statement);
+      for (const migration of pending) for (const statement of migration.statements(dialect, tableName, columns)) await this.dataSource.query(statement);
       return;
     }
     if (columns.size === 0) {
@@ -99,7 +110,7 @@ export class SessionRepository {
     if (pending.length > 0) {
       throw new EzSessionConfigError(
         'createTable',
-        `is false and the table ${tableName} ${pending.map((migration) => migration.problem).join(', and ')}. Run: ${pending.flatMap((migration) => migration.statements(dialect, tableName)).join('; ')}`
+        `is false and the table ${tableName} ${pending.map((migration) => migration.problem).join(', and ')}. Run: ${pending.flatMap((migration) => migration.statements(dialect, tableName, columns)).join('; ')}`
       );
     }
   }
@@ -122,7 +133,8 @@ export class SessionRepository {
    */
   async insert(sid: string, next: RowWrite, checkTombstone: boolean, via?: Via): Promise<InsertOutcome> {
     const now = this.clock.now();
-    const values = [sid, next.data, next.flash, this.userIdParam(next.userId), next.createdAt, now, next.expiresAt];
+    const device = next.device;
+    const values = [sid, next.data, next.flash, this.userIdParam(next.userId), next.createdAt, now, next.expiresAt, device?.userAgent ?? null, device?.ip ?? null, device?.device ?? null];
     try {
       const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via, sid) : await this.run(this.sql.insert, values, via, sid);
       return affected === 1 ? 'inserted' : 'revoked';
@@ -143,7 +155,9 @@ export class SessionRepository {
    * revive an ended one.
    */
   async touch(sid: string, expiresAt: number): Promise<void> {
-    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, this.clock.now()], undefined, sid);
+    const now = this.clock.now();
+    // updated_at is the session's last activity as listForUser shows it: moved by this write, which happens anyway.
+    await this.run(this.sql.touch, [expiresAt, now, sid, expiresAt, now], undefined, sid);
   }
 
   /**
@@ -224,14 +238,62 @@ export class SessionRepository {
   }
 
   /** Live stored sessions of one user, newest activity first (one indexed query). */
-  async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
+  async findByUser(userId: string): Promise<UserSessionRow[]> {
     // No row can hold a longer id: it was refused when written.
     if (!fitsUserIdColumn(userId)) return [];
-    const { rows } = await this.run(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
-      this.userIdParam(userId),
-      this.clock.now()
-    ]);
-    return rows.map((row) => ({ sid: String(row.sid), createdAt: Number(row.created_at), updatedAt: Number(row.updated_at), expiresAt: Number(row.expires_at) }));
+    const { rows } = await this.run(
+      `SELECT sid, created_at, updated_at, expires_at, user_agent, ip, device FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC, created_at DESC`,
+      [this.userIdParam(userId), this.clock.now()]
+    );
+    return rows.map((row) => ({
+      sid: String(row.sid),
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+      expiresAt: Number(row.expires_at),
+      userAgent: textOrNull(row.user_agent),
+      ip: textOrNull(row.ip),
+      device: textOrNull(row.device)
+    }));
+  }
+
+  /**
+   * Ends an id without its session lock (evicting another session at a login): the tombstone
+   * first, then the row, as `revoke` does, so a write racing it can only land in the row that goes
+   * or be refused by the tombstone. No lock: the evicted session's holder may be waiting for the
+   * user's lock this runs under.
+   */
+  async revokeUnlocked(sid: string, until: number): Promise<void> {
+    await this.run(this.sql.tombstone, [sid, this.clock.now(), until]);
+    await this.run(this.sql.deleteRow, [sid]);
+  }
+
+  /**
+   * Runs `work` while holding the user's lock, the serialization point of the per-user session cap
+   * across instances: this process's queue, then (MySQL) a named lock per user on one connection,
+   * held until `work` has committed its writes. The embedded store is one process: the queue is the lock.
+   */
+  async withUserLock<T>(userId: string, work: () => Promise<T>): Promise<T> {
+    const timeoutMs = this.options.lockTimeout * 1000;
+    const deadline = performance.now() + timeoutMs;
+    const leaveQueue = await this.queue.acquire(`user\0${userId}`, timeoutMs);
+    if (!leaveQueue) throw new SessionLockTimeoutError(this.options.lockTimeout);
+    let connection: SqlConnection | undefined;
+    try {
+      if (this.options.dialect !== 'mysql') return await work();
+      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
+      const name = userLockName(userId);
+      const waitSeconds = Math.max(0, (deadline - performance.now()) / 1000);
+      const { rows } = await this.on(connection, waitSeconds * 1000 + this.statementMs, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]);
+      if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
+      try {
+        return await work();
+      } finally {
+        await this.releaseLock(connection, name);
+      }
+    } finally {
+      connection?.release();
+      leaveQueue();
+    }
   }
 
   async countActive(): Promise<number> {
@@ -364,13 +426,13 @@ export class SessionRepository {
     return {
       select: `SELECT ${columns} FROM ${table} WHERE sid = ?`,
       update: `UPDATE ${table} SET data = ?, flash = ?, user_id = ?, updated_at = ?, expires_at = ?, version = version + 1 WHERE sid = ? AND version = ? AND expires_at > ?`,
-      insert: `INSERT INTO ${table} (sid, data, flash, user_id, created_at, updated_at, expires_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
+      insert: `INSERT INTO ${table} (sid, data, flash, user_id, created_at, updated_at, expires_at, user_agent, ip, device, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
       insertUnlessRevoked:
-        `INSERT INTO ${table} (sid, data, flash, user_id, created_at, updated_at, expires_at, version) SELECT ?, ?, ?, ?, ?, ?, ?, 1` +
+        `INSERT INTO ${table} (sid, data, flash, user_id, created_at, updated_at, expires_at, user_agent, ip, device, version) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1` +
         `${mysql ? ' FROM DUAL' : ''} WHERE NOT EXISTS (SELECT 1 FROM ${revoked} WHERE sid = ? AND expires_at > ?)`,
       deleteAtVersion: `DELETE FROM ${table} WHERE sid = ? AND version = ?`,
       deleteRow: `DELETE FROM ${table} WHERE sid = ?`,
-      touch: `UPDATE ${table} SET expires_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`,
+      touch: `UPDATE ${table} SET expires_at = ?, updated_at = ? WHERE sid = ? AND expires_at < ? AND expires_at > ?`,
       tombstone: mysql
         ? `INSERT INTO ${revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, VALUES(expires_at))`
         : `INSERT INTO ${revoked} (sid, revoked_at, expires_at) VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)`,
@@ -392,6 +454,15 @@ function operationOf(sql: string): string {
   if (lock) return lock[1];
   const statement = /^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s+(?:.*?\bFROM\s+)?([`"]?\w+[`"]?)/is.exec(sql);
   return statement ? `${statement[1].toUpperCase()} ${statement[2]}` : sql.trim().split(/\s+/)[0].toUpperCase();
+}
+
+/** The per-user lock of the session cap: a name no session lock can have (`ezs:` + a sid's hash). */
+export function userLockName(userId: string): string {
+  return `ezu:${createHash('sha256').update(userId).digest('hex').slice(0, 60)}`;
+}
+
+function textOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
 }
 
 function liveRow(row: Record<string, unknown> | undefined, now: number): SessionRow | undefined {

@@ -1,6 +1,6 @@
 /** Claims EzSession owns; `@Jwt()` never shows them and refuses to set them. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
-  'sid', 'stored', 'iat', 'exp', 'nbf', 'iss', 'aud', 'sub', 'jti', 'typ', 'kid', 'fp', 'sct'
+  'sid', 'stored', 'iat', 'exp', 'nbf', 'iss', 'aud', 'sub', 'jti', 'typ', 'kid', 'fp', 'sct', 'lt', 'aat'
 ]);
 
 /** What a verified token says. */
@@ -15,6 +15,10 @@ export interface SessionClaims {
   sct: number;
   /** Keyed hash of what the session is bound to (user agent, IP...), if anything. */
   fp: string | undefined;
+  /** The session's own lifetime in seconds, `[idle, absolute]`, when it has one ("remember me"); the module's otherwise. */
+  lt?: [number, number] | undefined;
+  /** When the user last authenticated in this session (seconds), for `@RequireSession({ freshWithin })`. */
+  aat?: number | undefined;
   /** The application's own claims (everything not reserved). */
   custom: Record<string, unknown>;
 }

@@ -21,6 +21,8 @@ interface GenuineToken {
   exp: number;
   sct: number;
   fp: string | undefined;
+  lt: [number, number] | undefined;
+  aat: number | undefined;
   nbf: number | undefined;
   key: number;
   custom: Readonly<Record<string, unknown>>;
@@ -59,8 +61,10 @@ export class SessionTokenCodec {
 
   /** A token issued at `now` (whole seconds of the session clock), its `iat`. */
   sign(claims: Omit<SessionClaims, 'iat'>, now: number): string {
-    const { sid, stored, exp, sct, fp } = claims;
-    const payload = base64url(JSON.stringify({ ...claims.custom, sid, stored, iat: now, exp, sct, ...(fp === undefined ? {} : { fp }), ...this.parties }));
+    const { sid, stored, exp, sct, fp, lt, aat } = claims;
+    const payload = base64url(
+      JSON.stringify({ ...claims.custom, sid, stored, iat: now, exp, sct, ...(fp === undefined ? {} : { fp }), ...(lt === undefined ? {} : { lt }), ...(aat === undefined ? {} : { aat }), ...this.parties })
+    );
     const input = `${this.signingHeader}.${payload}`;
     return `${input}.${mac(this.signer, input).toString('base64url')}`;
   }
@@ -118,13 +122,15 @@ export class SessionTokenCodec {
 
     const payload = parseObject(payloadPart);
     if (!payload) return { valid: false, reason: 'malformed' };
-    const { sid, stored, iat, exp, sct, fp, nbf } = payload;
+    const { sid, stored, iat, exp, sct, fp, nbf, lt, aat } = payload;
     if (typeof sid !== 'string' || !SID_PATTERN.test(sid) || typeof stored !== 'boolean') return { valid: false, reason: 'malformed' };
     if (!isNumericDate(iat) || !isNumericDate(exp) || !isNumericDate(sct)) return { valid: false, reason: 'malformed' };
     if (fp !== undefined && typeof fp !== 'string') return { valid: false, reason: 'malformed' };
     if (nbf !== undefined && !isNumericDate(nbf)) return { valid: false, reason: 'malformed' };
     // Exactly the configured value, or none when none is configured: another app sharing the secret is another issuer.
     if (payload.iss !== this.issuer || payload.aud !== this.audience) return { valid: false, reason: 'malformed' };
+    if (aat !== undefined && !isNumericDate(aat)) return { valid: false, reason: 'malformed' };
+    if (lt !== undefined && !(Array.isArray(lt) && lt.length === 2 && lt.every((seconds) => isNumericDate(seconds) && seconds > 0))) return { valid: false, reason: 'malformed' };
 
     const custom: Record<string, unknown> = {};
     let flat = true;
@@ -135,18 +141,23 @@ export class SessionTokenCodec {
       custom[name] = payload[name];
       if (payload[name] !== null && typeof payload[name] === 'object') flat = false;
     }
-    return { sid, stored, iat, exp, sct, fp, nbf, key: keyIndex, custom, customJson: flat ? undefined : JSON.stringify(custom) };
+    const lifetime = lt === undefined ? undefined : ([lt[0], lt[1]] as [number, number]);
+    return { sid, stored, iat, exp, sct, fp, lt: lifetime, aat, nbf, key: keyIndex, custom, customJson: flat ? undefined : JSON.stringify(custom) };
   }
 
   /** The time checks, which depend on when the token is presented; the claims come as a fresh copy the request may change. */
   private inForce(genuine: GenuineToken, now: number): TokenVerdict {
-    const { sid, stored, iat, exp, sct, fp, nbf, key } = genuine;
+    const { sid, stored, iat, exp, sct, fp, lt, aat, nbf, key } = genuine;
     const skew = this.options.clockSkew;
     if (iat - skew > now || sct - skew > now) return { valid: false, reason: 'malformed' };
     if (nbf !== undefined && nbf - skew > now) return { valid: false, reason: 'malformed' };
+    if (aat !== undefined && aat - skew > now) return { valid: false, reason: 'malformed' };
     if (exp + skew <= now) return { valid: false, reason: 'expired', sid };
     const custom = genuine.customJson === undefined ? { ...genuine.custom } : (JSON.parse(genuine.customJson) as Record<string, unknown>);
-    return { valid: true, claims: { sid, stored, iat, exp, sct, fp, custom }, key };
+    const claims: SessionClaims = { sid, stored, iat, exp, sct, fp, custom };
+    if (lt !== undefined) claims.lt = lt;
+    if (aat !== undefined) claims.aat = aat;
+    return { valid: true, claims, key };
   }
 
   /** Keyed hash of what a session is bound to, with the key that verified its token (so rotation keeps bindings). */

@@ -130,4 +130,8 @@ describe('serializeCookie', () => {
   it('clears the cookie with an empty value and Max-Age=0', () => {
     assert.equal(serializeCookie(COOKIE, '', 0), 'ezsession=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax');
   });
+
+  it('writes a browser-session cookie, without Max-Age, when given no max age', () => {
+    assert.equal(serializeCookie(COOKIE, 'tok', undefined), 'ezsession=tok; Path=/; HttpOnly; SameSite=Lax');
+  });
 });

@@ -39,9 +39,12 @@ export function readCookie(header: string | string[] | undefined, name: string):
   return undefined;
 }
 
-/** `secure`: whether this response's cookie is Secure (`cookie.secure` decided for the request when it is `'auto'`). */
-export function serializeCookie(cookie: ResolvedOptions['cookie'], value: string, maxAgeSeconds: number, secure = cookie.secure === true): string {
-  let text = `${cookie.name}=${value}; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}; Path=${cookie.path}`;
+/**
+ * `secure`: whether this response's cookie is Secure (`cookie.secure` decided for the request when it is `'auto'`).
+ * `maxAgeSeconds` undefined: a browser-session cookie, dropped when the browser closes.
+ */
+export function serializeCookie(cookie: ResolvedOptions['cookie'], value: string, maxAgeSeconds: number | undefined, secure = cookie.secure === true): string {
+  let text = `${cookie.name}=${value}${maxAgeSeconds === undefined ? '' : `; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`}; Path=${cookie.path}`;
   if (cookie.domain) text += `; Domain=${cookie.domain}`;
   text += '; HttpOnly';
   if (secure) text += '; Secure';

@@ -6,6 +6,7 @@ import type { HttpRequestLike } from '../http/http-request.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { RequestSession, type SessionOwner } from '../session/request-session.js';
+import { SessionLifetimes } from '../session/session-lifetimes.js';
 import { SessionOpener } from '../session/session-opener.js';
 import { fromAnotherOrigin } from '../policy/cross-origin.policy.js';
 import type { PresentedToken } from '../token/token-transport.js';
@@ -45,7 +46,8 @@ export class SocketSessions implements OnApplicationShutdown {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly opener: SessionOpener,
     private readonly revocations: RevocationRegistry,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly lifetimes: SessionLifetimes
   ) {
     this.stopListening = revocations.onRevoked((sid) => this.revoked(sid));
   }
@@ -102,7 +104,7 @@ export class SocketSessions implements OnApplicationShutdown {
     const ended =
       this.revocations.has(session.sid) ||
       this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims) ||
-      session.createdAt + this.options.absoluteTimeout <= now;
+      this.lifetimes.absoluteEnded(session.createdAt, session.lifetime, now);
     if (!ended) return session;
     // From now on the socket has no session, as a request with that token would have none.
     const anonymous = new RequestSession({ claims: undefined, fingerprint: undefined, refresh: false, now: Math.floor(now) }, READ_ONLY_OWNER);

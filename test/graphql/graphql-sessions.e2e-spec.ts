@@ -182,6 +182,16 @@ for (const server of GRAPHQL_SERVERS) {
       assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
     });
 
+    it('refuses a session not authenticated within freshWithin with a GraphQL error coded SESSION_NOT_FRESH, and lets it through once it is', async () => {
+      const client = new GraphQLClient(running().url);
+      await client.operation('mutation { login }');
+      const [error] = (await client.operation('{ freshOnly }')).body.errors;
+      assert.equal(error.extensions.code, 'SESSION_NOT_FRESH');
+      assert.equal(error.extensions.freshWithin, 300);
+      await client.operation('mutation { reauthenticate }');
+      assert.deepEqual((await client.operation('{ freshOnly }')).body, { data: { freshOnly: 'fresh' } });
+    });
+
     it('lets a session with the claim through, with no storage I/O', async () => {
       const client = new GraphQLClient(running().url);
       await client.operation('mutation { login }');

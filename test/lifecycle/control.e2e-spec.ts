@@ -521,6 +521,8 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual(settings.cookie, { name: 'ezsession', secure: 'auto', sameSite: 'lax', domain: undefined, path: '/', httpOnly: true });
       assert.equal(settings.store.dialect, 'mysql');
       assert.equal(settings.cache.kind, 'redis');
+      assert.deepEqual(settings.devices, { ip: 'full', userAgent: true });
+      assert.deepEqual([settings.maxSessionsPerUser, settings.onSessionLimit], [null, 'evict-oldest']);
       assert.ok(!JSON.stringify(settings).includes(TEST_SECRET));
     });
   });

@@ -174,6 +174,56 @@ describe('sample app on MariaDB and Redis, driven by Chromium', { timeout: 120_0
     assert.equal(await page.locator('#role').textContent(), 'none');
   });
 
+  it('Devices: two browsers signed in as one user see two rows; signing the other out from the first logs it out on its next request', async (t) => {
+    const laptop = await freshPage(t);
+    const phone = await freshPage(t);
+    await logIn(laptop, 'Devi');
+    await phone.getByLabel('Remember me').check();
+    await logIn(phone, 'Devi');
+
+    await laptop.goto(`${baseUrl}/devices`);
+    const rows = laptop.locator('tr.device-row');
+    assert.equal(await rows.count(), 2);
+    assert.equal(await laptop.locator('tr.device-row[data-current="true"]').count(), 1);
+    assert.match(String(await laptop.locator('tr.device-row[data-current="true"] .device').textContent()), /Chrome.* on Linux \(this device\)/);
+    const phoneSid = sessionIdOf(await sessionCookie(phone));
+    assert.equal(await laptop.locator(`form[action="/devices/${phoneSid}/revoke"]`).count(), 1);
+
+    await Promise.all([laptop.waitForEvent('load'), laptop.locator(`form[action="/devices/${phoneSid}/revoke"] button`).click()]);
+    assert.equal(await notice(laptop), 'Signed out of that device');
+    assert.equal(await laptop.locator('tr.device-row').count(), 1);
+
+    await phone.reload();
+    assert.equal(await phone.locator('#user').count(), 0, 'the other browser is signed out');
+    assert.equal(await phone.getByLabel('Name').count(), 1);
+    await laptop.goto(`${baseUrl}/`);
+    assert.equal(await laptop.locator('#user').textContent(), 'Logged in as Devi');
+  });
+
+  it('Devices: "sign out of all other devices", and "remember me" keeps the cookie past the browser session', async (t) => {
+    const first = await freshPage(t);
+    const others = [await freshPage(t), await freshPage(t)];
+    await logIn(first, 'Evi');
+    for (const page of others) await logIn(page, 'Evi');
+    assert.equal((await sessionCookie(first)).expires, -1, 'without "remember me", a browser-session cookie');
+
+    await first.goto(`${baseUrl}/devices`);
+    assert.equal(await first.locator('tr.device-row').count(), 3);
+    await submit(first, 'Sign out of all other devices');
+    assert.equal(await notice(first), 'Signed out of 2 other devices');
+    assert.equal(await first.locator('tr.device-row').count(), 1);
+    for (const page of others) {
+      await page.reload();
+      assert.equal(await page.locator('#user').count(), 0);
+    }
+
+    const remembered = await freshPage(t);
+    await remembered.getByLabel('Remember me').check();
+    await logIn(remembered, 'Evi');
+    const cookie = await sessionCookie(remembered);
+    assert.ok(cookie.expires > Date.now() / 1000 + 29 * 86400, 'a remembered session keeps its cookie for 30 days');
+  });
+
   it('lets a header client log in over JSON and read /api/me with the bearer token', async () => {
     const login = await fetch(`${baseUrl}/api/login`, {
       method: 'POST',

@@ -269,6 +269,20 @@ describe('a sessions table created by the previous release', () => {
     }
   });
 
+  it('gets the device columns at boot; a session stored before lists with empty device details', async () => {
+    const { url } = await previousRelease();
+    await mysql.query(`UPDATE ${TABLE} SET user_id = '77' WHERE sid = ?`, [sid]);
+    const running = await startFixtureApp('express', { secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, userId: { session: 'userId' } });
+    try {
+      const [columns] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} WHERE Field IN ('user_agent', 'ip', 'device')`);
+      assert.deepEqual(columns.map((column) => column.Field), ['user_agent', 'ip', 'device']);
+      const listed = await running.app.get(EzSessionService).listForUser(77);
+      assert.deepEqual(listed.map(({ sid: id, ip, userAgent, device, current }) => ({ id, ip, userAgent, device, current })), [{ id: sid, ip: null, userAgent: null, device: null, current: false }]);
+    } finally {
+      await running.close();
+    }
+  });
+
   it('with createTable: false, refuses to boot and gives the exact ALTER TABLE statements to run, leaving the table as it was', async () => {
     const { url } = await previousRelease();
     @Module({ imports: [EzSessionModule.forRoot({ secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, createTable: false } as EzSessionModuleOptions)] })
@@ -276,14 +290,17 @@ describe('a sessions table created by the previous release', () => {
     await assert.rejects(NestFactory.create(AppModule, { logger: false, abortOnError: false }), (error: Error) => {
       assert.equal(
         error.message,
-        `EzSession option "createTable" is false and the table ${TABLE} lacks the version column this release writes with, and has a user_id column that compares user ids ignoring case, accents or trailing spaces. Run: ` +
+        `EzSession option "createTable" is false and the table ${TABLE} lacks the version column this release writes with, and has a user_id column that compares user ids ignoring case, accents or trailing spaces, and lacks the device columns (user_agent, ip, device) this release records. Run: ` +
           `ALTER TABLE \`${TABLE}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\`; ` +
           `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL; ` +
-          `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL`
+          `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL; ` +
+          `ALTER TABLE \`${TABLE}\` ADD COLUMN \`user_agent\` VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL` + '; ' +
+          `ALTER TABLE \`${TABLE}\` ADD COLUMN \`ip\` VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL` + '; ' +
+          `ALTER TABLE \`${TABLE}\` ADD COLUMN \`device\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL`
       );
       return true;
     });
-    const [columns] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} LIKE 'version'`);
+    const [columns] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} WHERE Field IN ('version', 'user_agent', 'ip', 'device')`);
     assert.equal(columns.length, 0);
     const [[userId]] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} LIKE 'user_id'`);
     assert.equal(userId.Type, 'varchar(191)');
@@ -294,7 +311,10 @@ describe('a sessions table created by the previous release', () => {
     const statements = [
       `ALTER TABLE \`${TABLE}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\``,
       `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
-      `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL`
+      `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL`,
+      `ALTER TABLE \`${TABLE}\` ADD COLUMN \`user_agent\` VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NULL`,
+      `ALTER TABLE \`${TABLE}\` ADD COLUMN \`ip\` VARCHAR(45) CHARACTER SET ascii COLLATE ascii_bin NULL`,
+      `ALTER TABLE \`${TABLE}\` ADD COLUMN \`device\` VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL`
     ];
     for (const statement of statements) await mysql.query(statement);
     const running = await startFixtureApp('express', { secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, createTable: false, userId: { session: 'userId' } });

@@ -4,6 +4,7 @@ import { WsAdapter } from '@nestjs/platform-ws';
 import type { Socket } from 'socket.io-client';
 import { EzSessionService, type EzSessionModuleOptions } from '../../lib/index.js';
 import { ADAPTERS, startApp, startFixtureApp, type RunningApp } from '../fixtures/fixture-app.js';
+import { DevicesController } from '../fixtures/devices.controller.js';
 import { RevokedSocketCloser, SessionGateway } from '../fixtures/session.gateway.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { ManualClock, SECOND } from '../support/manual-clock.js';
@@ -173,7 +174,10 @@ for (const adapter of ADAPTERS) {
     let socket: Socket | undefined;
 
     before(async () => {
-      running = await startFixtureApp(adapter, realStoreOptions({ idleTimeout: 600, absoluteTimeout: ABSOLUTE, clock }), { providers: [SessionGateway] });
+      running = await startFixtureApp(adapter, realStoreOptions({ idleTimeout: 600, absoluteTimeout: ABSOLUTE, maxIdleTimeout: 1200, maxAbsoluteTimeout: 2 * ABSOLUTE, clock }), {
+        providers: [SessionGateway],
+        controllers: [DevicesController]
+      });
     });
     afterEach(() => socket?.disconnect());
     after(async () => running?.close());
@@ -187,6 +191,21 @@ for (const adapter of ADAPTERS) {
       const endsAt = (claimsOf(token).sct + ABSOLUTE) * SECOND;
       clock.advanceTo(endsAt - 1);
       assert.deepEqual(await socket.emitWithAck('whoami'), SIGNED_IN);
+      clock.advance(1);
+      assert.deepEqual(await socket.emitWithAck('whoami'), { claims: {}, session: {} });
+    });
+
+    it("a remembered session's socket follows the session's own absolute timeout, not the module's", async () => {
+      const client = new SessionClient(running.url);
+      await client.post('/devices/login', { userId: 7, remember: true, idleTimeout: 1200, absoluteTimeout: 2 * ABSOLUTE }, { 'user-agent': USER_AGENT });
+      socket = await connectSocketIo(running.url, { cookie: client.token! });
+      const remembered = { claims: {}, session: { userId: 7 } };
+      assert.deepEqual(await socket.emitWithAck('whoami'), remembered);
+      const sct = claimsOf(client.token).sct;
+      clock.advanceTo((sct + ABSOLUTE) * SECOND);
+      assert.deepEqual(await socket.emitWithAck('whoami'), remembered, "alive past the module's absolute timeout");
+      clock.advanceTo((sct + 2 * ABSOLUTE) * SECOND - 1);
+      assert.deepEqual(await socket.emitWithAck('whoami'), remembered);
       clock.advance(1);
       assert.deepEqual(await socket.emitWithAck('whoami'), { claims: {}, session: {} });
     });
