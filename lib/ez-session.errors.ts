@@ -21,7 +21,9 @@ export type SessionErrorCode =
   | 'SESSION_STORE_UNAVAILABLE'
   | 'SESSION_DATA_INVALID'
   | 'SESSION_TOO_LARGE'
-  | 'SESSION_CLAIM_INVALID';
+  | 'SESSION_CLAIM_INVALID'
+  | 'SESSION_LOCK_LOST'
+  | 'SESSION_WRITE_CONFLICT';
 
 /** The session lock could not be taken in time; the request wrote nothing. */
 export class SessionLockTimeoutError extends HttpException {
@@ -55,6 +57,48 @@ export class SessionStoreUnavailableError extends HttpException {
       { cause }
     );
     this.name = 'SessionStoreUnavailableError';
+  }
+}
+
+/**
+ * A `@Session({ lock: true })` request lost its cluster-wide lock before it wrote (the process was
+ * paused past the lease, Redis failed over, or another request changed the keys this one changed);
+ * the request wrote nothing rather than overwrite a write it did not see.
+ */
+export class SessionLockLostError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_LOCK_LOST';
+
+  constructor(reason: string) {
+    super(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'SessionLockLost',
+        message: `The session lock was lost before the write (${reason}). Nothing was written; retry the request.`
+      },
+      HttpStatus.SERVICE_UNAVAILABLE
+    );
+    this.name = 'SessionLockLostError';
+  }
+}
+
+/**
+ * A multi-primary cluster (Galera) kept refusing the write at commit because writes on other nodes
+ * conflicted with it, more times than a write retries; nothing was written.
+ */
+export class SessionWriteConflictError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_WRITE_CONFLICT';
+
+  constructor(attempts: number, cause: unknown) {
+    super(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'SessionWriteConflict',
+        message: `The session write conflicted with writes on other database nodes ${attempts} times in a row. Nothing was written; retry the request.`
+      },
+      HttpStatus.SERVICE_UNAVAILABLE,
+      { cause }
+    );
+    this.name = 'SessionWriteConflictError';
   }
 }
 

@@ -9,8 +9,10 @@ export {
   ReadonlySessionError,
   SessionClaimError,
   SessionDataError,
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
+  SessionWriteConflictError,
   type SessionErrorCode
 } from './ez-session.errors.js';
 export { EzSessionGraphQLError, type EzSessionGraphQLExtensions } from './graphql/graphql-error.js';

@@ -67,6 +67,7 @@ describe('resolveOptions', () => {
         hooks: {},
         cacheTtl: 3600,
         lockTimeout: 5,
+        lockVia: 'auto',
         maxSessionBytes: 1024 * 1024,
         clockSkew: 30,
         redisCommandTimeout: 500,
@@ -356,6 +357,19 @@ describe('resolveOptions', () => {
       refuses({ guard: { keys: 'userId' } }, 'guard.keys', 'must be an array of non-empty strings');
       refuses({ guard: { keys: ['userId', ''] } }, 'guard.keys');
       refuses({ guard: { claims: [7] } }, 'guard.claims');
+    });
+  });
+  describe('lockVia', () => {
+    it("takes 'auto' (the default), 'mysql', and 'redis' when redis is set", () => {
+      assert.equal(resolve({ lockVia: 'auto' }).lockVia, 'auto');
+      assert.equal(resolve({ lockVia: 'mysql' }).lockVia, 'mysql');
+      assert.equal(resolve({ lockVia: 'redis', redis: 'redis://cache.internal:6379' }).lockVia, 'redis');
+    });
+
+    it("refuses 'redis' without redis, anything but the three, and a choice on the embedded store", () => {
+      refuses({ lockVia: 'redis' }, 'lockVia', "is 'redis', but no redis option is set: the lease lives in the Redis every instance shares");
+      refuses({ lockVia: 'galera' }, 'lockVia', `must be 'auto', 'mysql' or 'redis'; got "galera"`);
+      refuses({ lockVia: 'mysql', database: { type: 'sqljs' } }, 'lockVia');
     });
   });
 });
