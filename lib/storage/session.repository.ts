@@ -137,7 +137,27 @@ export class SessionRepository {
           : "The database is a Galera cluster node and no redis option is set: session locks use GET_LOCK, which excludes only on one node. That holds for this one instance (without Redis, run one); configure redis to run several"
       );
     }
-    if (this.galera) this.sql.select = `SET STATEMENT wsrep_sync_wait = 1 FOR ${this.sql.select}`;
+    if (this.galera) {
+      this.sql.select = `SET STATEMENT wsrep_sync_wait = 1 FOR ${this.sql.select}`;
+      await this.warnOfSlowEviction();
+    }
+  }
+
+  /**
+   * Every commit in the cluster waits while a node that went silent (killed, paused, cut off) has
+   * not been evicted yet, `evs.suspect_timeout` after it went quiet. Longer than a statement may
+   * take, that wait answers 503 on every instance, not only those using the lost node.
+   */
+  private async warnOfSlowEviction(): Promise<void> {
+    const rows = (await this.dataSource.query(`SHOW VARIABLES LIKE 'wsrep_provider_options'`)) as Array<{ Value?: string }>;
+    const found = /evs\.suspect_timeout\s*=\s*PT([\d.]+)S/i.exec(String(rows[0]?.Value ?? ''));
+    const suspectMs = found ? Number(found[1]) * 1000 : undefined;
+    if (suspectMs !== undefined && suspectMs >= this.statementMs) {
+      this.logger.warn(
+        `Galera evicts a silent node after evs.suspect_timeout = ${suspectMs / 1000}s, and every commit in the cluster waits that long when a node is lost: ` +
+          `longer than a session statement may take (${this.statementMs / 1000}s, lockTimeout), so writes answer 503 meanwhile. Lower evs.suspect_timeout in wsrep_provider_options, or raise lockTimeout`
+      );
+    }
   }
 
   /** The live row of `sid`, or `undefined` when there is none or it has expired (one SELECT). */

@@ -63,6 +63,18 @@ for (const adapter of ADAPTERS) {
 
     it('sees the Galera node at boot and locks with a lease in Redis', { timeout: 10_000 }, () => {
       for (const app of apps) assert.equal(app.app.get(SessionRepository).lockKind, 'redis');
+      assert.deepEqual(apps.flatMap((app) => app.logs.filter((line) => /Galera/.test(line))), []);
+    });
+
+    it('warns at boot of GET_LOCK on Galera without Redis, and of an eviction slower than a statement', { timeout: 30_000 }, async () => {
+      const alone = await startFixtureApp(adapter, { ...options, redis: undefined, lockTimeout: 2, database: { type: 'mysql', url: cluster.url(0) } });
+      try {
+        assert.equal(alone.app.get(SessionRepository).lockKind, 'mysql');
+        assert.ok(alone.logs.some((line) => /Galera cluster node and no redis option is set: session locks use GET_LOCK/.test(line)), alone.logs.join('\n'));
+        assert.ok(alone.logs.some((line) => /evs\.suspect_timeout = 3s/.test(line)), alone.logs.join('\n'));
+      } finally {
+        await alone.close();
+      }
     });
 
     it('30 locked increments of one session, alternately through two nodes: all acknowledged, and the session holds exactly 30', { timeout: 60_000 }, async () => {

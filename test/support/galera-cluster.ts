@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdir } from 'node:fs/promises';
+import { cp, mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
@@ -31,6 +31,8 @@ class GaleraNode extends ManagedServer {
   protected readonly name: string;
   /** Only the first start of the first node forms a new cluster; every later start joins. */
   bootstrap = false;
+  /** After a kill: the position recovered from InnoDB, so the node asks for the writes it missed (IST). */
+  startPosition: string | undefined;
   dataDir?: string;
 
   constructor(
@@ -110,9 +112,24 @@ class GaleraNode extends ManagedServer {
         '--wsrep-sst-method=rsync',
         `--wsrep-provider-options=${provider}`,
         ...(this.bootstrap ? ['--wsrep-new-cluster'] : []),
+        ...(this.startPosition ? [`--wsrep-start-position=${this.startPosition}`] : []),
         ...USER_OPTIONS
       ]
     };
+  }
+
+  /**
+   * What `galera_recovery` does before a systemd start: `mariadbd --wsrep-recover` reads the last
+   * committed position from InnoDB (a killed node's grastate.dat says -1), so that the node can
+   * join with an incremental transfer from a donor's write-set cache instead of a full copy.
+   */
+  async recoverPosition(dir: string): Promise<void> {
+    const { binary, args } = this.command(dir, this.port);
+    const kept = args.filter((arg) => !arg.startsWith('--wsrep-start-position') && !arg.startsWith('--port'));
+    const { stderr } = await execFileAsync(binary, [...kept, '--wsrep-recover', '--skip-networking', `--log-error=${join(dir, 'recover.log')}`]).catch((error: { stderr?: string }) => ({ stderr: error.stderr ?? '' }));
+    const log = await readFile(join(dir, 'recover.log'), 'utf8').catch(() => stderr);
+    const found = /Recovered position:\s*([0-9a-f-]+:-?\d+)/.exec(log);
+    this.startPosition = found && !found[1].endsWith(':-1') ? found[1] : undefined;
   }
 
   protected async probe(port: number, dir: string): Promise<void> {
@@ -143,7 +160,13 @@ export class GaleraCluster {
   /** `fastEviction` (default true): the lowered evs timeouts above; false keeps Galera's defaults. */
   constructor(private readonly options: { fastEviction?: boolean } = {}) {}
 
+  /** If the spec process ends without stop() (a crash, process.exit), the nodes must not outlive it. */
+  private readonly killAll = () => {
+    for (const node of this.nodes) node.killNow();
+  };
+
   async start(): Promise<void> {
+    process.once('exit', this.killAll);
     try {
       const ports: NodePorts[] = [];
       for (let i = 0; i < 3; i++) ports.push({ gcomm: await freePort(), ist: await freePort(), sst: await freePort() });
@@ -208,13 +231,23 @@ export class GaleraCluster {
     // A node killed mid-write needs a full state transfer, whose rsync daemon (as `nobody`) writes
     // into the data directory: the files the server made since the last start must be open to it too.
     await openToAll(dirname(node.dataDir!));
+    await node.recoverPosition(dirname(node.dataDir!));
     await node.start();
   }
 
+  /**
+   * SIGKILL, then the directories go: the data is thrown away anyway, and a graceful shutdown of a
+   * node whose peers are gone (or that lost the primary component) can wait far longer than a
+   * spec's after() hook, which would leave the servers running after the spec process exits.
+   */
   async stop(): Promise<void> {
-    // The joiners first: the last one to stop would otherwise wait for the others' goodbyes.
-    for (const node of [...this.nodes].reverse()) await node.stop().catch(() => undefined);
+    for (const node of this.nodes) {
+      node.resume();
+      await node.kill().catch(() => undefined);
+    }
+    for (const node of this.nodes) await node.stop().catch(() => undefined);
     this.nodes.length = 0;
+    process.off('exit', this.killAll);
   }
 }
 

@@ -131,6 +131,12 @@ export abstract class ManagedServer {
     this.running?.child.kill('SIGSTOP');
   }
 
+  /** SIGKILL at once, synchronously: for a process 'exit' handler, where nothing can be awaited. */
+  killNow(): void {
+    this.running?.child.kill('SIGCONT');
+    this.running?.child.kill('SIGKILL');
+  }
+
   /** SIGCONT after `pause()`. */
   resume(): void {
     this.running?.child.kill('SIGCONT');
