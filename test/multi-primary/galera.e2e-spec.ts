@@ -92,7 +92,7 @@ for (const adapter of ADAPTERS) {
       // Certification conflicts between the nodes come when writes of the two instances overlap:
       // rounds go on until one has been seen (each round must be all 200 with every key present).
       const services = apps.slice(0, 2).map((app) => app.app.get(EzSessionService));
-      const conflicts = () => services.reduce((sum, service) => sum + service.metrics().conflictRetries + service.metrics().writeRetries, 0);
+      const conflicts = () => services.reduce((sum, service) => sum + service.metrics().conflictRetries, 0);
       const initial = conflicts();
       for (let round = 0; round < 10 && conflicts() === initial; round++) {
         const one = new SessionClient(apps[0].url);
@@ -103,7 +103,7 @@ for (const adapter of ADAPTERS) {
         const data = (await clients[1].get('/me')).body.data;
         for (let i = 0; i < 24; i++) assert.equal(data[`k${i}`], i, `k${i} of round ${round}`);
       }
-      assert.ok(conflicts() > initial, 'no write had to be retried: the writes of the two nodes never overlapped');
+      assert.ok(conflicts() > initial, 'no certification conflict in 10 rounds: the writes of the two nodes never overlapped');
       for (const service of services) assert.ok(service.metrics().writes > 0);
     });
 
