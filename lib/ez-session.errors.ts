@@ -22,6 +22,7 @@ export type SessionErrorCode =
   | 'SESSION_DATA_INVALID'
   | 'SESSION_TOO_LARGE'
   | 'SESSION_CLAIM_INVALID'
+  | 'SESSION_CSRF_REFUSED'
   | 'SESSION_LOCK_LOST'
   | 'SESSION_WRITE_CONFLICT';
 
@@ -34,6 +35,7 @@ export class SessionLockTimeoutError extends HttpException {
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'SessionLockTimeout',
+        code: 'SESSION_LOCK_TIMEOUT',
         message: `The session is busy: its lock was not obtained within ${lockTimeout}s. Nothing was written; retry the request.`
       },
       HttpStatus.SERVICE_UNAVAILABLE
@@ -42,7 +44,14 @@ export class SessionLockTimeoutError extends HttpException {
   }
 }
 
-/** The durable store could not be reached; the request wrote nothing and no token was issued. */
+/** What every client is told of a store failure, in every transport. */
+export const STORE_UNAVAILABLE_MESSAGE = 'The session store is unavailable. Nothing was written; retry the request.';
+
+/**
+ * The durable store could not be reached; the request wrote nothing and no token was issued. The
+ * client is told only that: the driver's message (hosts, ports, table, column and collation names)
+ * stays in `cause` and in the app's log (context `EzSession`), never in the answer.
+ */
 export class SessionStoreUnavailableError extends HttpException {
   readonly code: SessionErrorCode = 'SESSION_STORE_UNAVAILABLE';
 
@@ -51,7 +60,8 @@ export class SessionStoreUnavailableError extends HttpException {
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'SessionStoreUnavailable',
-        message: `The session store is unavailable: ${cause instanceof Error ? cause.message : String(cause)}. Nothing was written; retry the request.`
+        code: 'SESSION_STORE_UNAVAILABLE',
+        message: STORE_UNAVAILABLE_MESSAGE
       },
       HttpStatus.SERVICE_UNAVAILABLE,
       { cause }
@@ -73,6 +83,7 @@ export class SessionLockLostError extends HttpException {
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'SessionLockLost',
+        code: 'SESSION_LOCK_LOST',
         message: `The session lock was lost before the write (${reason}). Nothing was written; retry the request.`
       },
       HttpStatus.SERVICE_UNAVAILABLE
@@ -93,6 +104,7 @@ export class SessionWriteConflictError extends HttpException {
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'SessionWriteConflict',
+        code: 'SESSION_WRITE_CONFLICT',
         message: `The session write conflicted with writes on other database nodes ${attempts} times in a row. Nothing was written; retry the request.`
       },
       HttpStatus.SERVICE_UNAVAILABLE,
@@ -107,9 +119,10 @@ export class SessionDataError extends HttpException {
   readonly code: SessionErrorCode;
 
   constructor(message: string, status: HttpStatus = HttpStatus.UNPROCESSABLE_ENTITY) {
-    super({ statusCode: status, error: 'SessionDataError', message }, status);
+    const code: SessionErrorCode = status === HttpStatus.PAYLOAD_TOO_LARGE ? 'SESSION_TOO_LARGE' : 'SESSION_DATA_INVALID';
+    super({ statusCode: status, error: 'SessionDataError', code, message }, status);
     this.name = 'SessionDataError';
-    this.code = status === HttpStatus.PAYLOAD_TOO_LARGE ? 'SESSION_TOO_LARGE' : 'SESSION_DATA_INVALID';
+    this.code = code;
   }
 }
 
@@ -119,10 +132,31 @@ export class SessionClaimError extends HttpException {
 
   constructor(message: string) {
     super(
-      { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'SessionClaimError', message },
+      { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'SessionClaimError', code: 'SESSION_CLAIM_INVALID', message },
       HttpStatus.UNPROCESSABLE_ENTITY
     );
     this.name = 'SessionClaimError';
+  }
+}
+
+/**
+ * A request from another origin (a cross-site form, a sibling subdomain's page) tried a state
+ * change with the session cookie, or to start a cookie session: refused before the session was
+ * opened, so nothing of it was read or written.
+ */
+export class SessionCsrfError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_CSRF_REFUSED';
+
+  constructor() {
+    super(
+      {
+        statusCode: HttpStatus.FORBIDDEN,
+        error: 'SessionCsrfRefused',
+        message: 'Cross-origin request refused: it came from another origin with the session cookie. Send it from the app\'s own pages, with an Authorization: Bearer token, or list its origin in csrf.trustedOrigins.'
+      },
+      HttpStatus.FORBIDDEN
+    );
+    this.name = 'SessionCsrfError';
   }
 }
 

@@ -1,6 +1,7 @@
 export { EzSessionModule } from './ez-session.module.js';
 export { EzSessionService, type ActiveSession } from './ez-session.service.js';
-export { Flash, Jwt, PublicRoute, RequireSession, Session, type SessionParamOptions } from './decorators/index.js';
+export type { RegenerateOptions } from './session/regenerate-options.js';
+export { Flash, Jwt, PublicRoute, RequireSession, Session, SkipCsrf, type SessionParamOptions } from './decorators/index.js';
 export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
 export { FlashBag } from './flash/flash-bag.js';
 export { createEzSessionEntities, type EzSessionRecord, type EzSessionRevokedRecord } from './storage/session.entities.js';
@@ -8,6 +9,7 @@ export {
   EzSessionConfigError,
   ReadonlySessionError,
   SessionClaimError,
+  SessionCsrfError,
   SessionDataError,
   SessionLockLostError,
   SessionLockTimeoutError,

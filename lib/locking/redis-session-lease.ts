@@ -35,6 +35,7 @@ export interface HeldLease {
  */
 export class RedisSessionLease {
   private readonly logger = new Logger('EzSession');
+  private lastWarning = -Infinity;
   /** Long enough for a handler, short enough that a crashed holder frees the session soon. */
   readonly ttlMs: number;
 
@@ -56,7 +57,12 @@ export class RedisSessionLease {
       try {
         answer = await this.client.set(key, token, 'PX', this.ttlMs, 'NX');
       } catch (error) {
-        throw new SessionStoreUnavailableError(new Error(`the session lock could not be taken in Redis (${error instanceof Error ? error.message : String(error)})`));
+        // The client is told only that the store is unavailable; the cause goes to the log, one line per 10 s at most.
+        if (performance.now() - this.lastWarning > 10_000) {
+          this.lastWarning = performance.now();
+          this.logger.warn(`The session lock could not be taken in Redis: ${error instanceof Error ? error.message : String(error)}`);
+        }
+        throw new SessionStoreUnavailableError(error);
       }
       if (answer === 'OK') return this.held(key, token, sentAt);
       // Another instance holds it: waits grow from ~1 ms to ~25 ms, with jitter so waiters do not move in step.

@@ -3,8 +3,10 @@ import { ReadonlySessionError, SessionClaimError } from '../ez-session.errors.js
 import { FlashBag } from '../flash/flash-bag.js';
 import type { SessionLock } from '../storage/session.repository.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
+import type { TokenCarrier } from '../token/token-transport.js';
 import { ChangeTracker } from './change-tracker.js';
 import { readonlyView } from './readonly-view.js';
+import { retainKeys, type KeptNames } from './regenerate-options.js';
 import { assertJsonSafe, emptyDocument, serializedValue, type SessionDocument } from './session-document.js';
 
 /** What a request changed, collected once the handler has returned. */
@@ -24,6 +26,8 @@ export interface SessionStart {
   /** The token must be re-issued even if nothing changes (half its idle window used, or an old key). */
   refresh: boolean;
   now: number;
+  /** How the request carried its token (valid or not), if it carried one. */
+  carrier?: TokenCarrier;
 }
 
 /** Who holds a request's session: it computes the binding hash, and hears of the first change. */
@@ -47,6 +51,8 @@ export class RequestSession {
   /** A valid token came with the request. */
   readonly hadToken: boolean;
   readonly refresh: boolean;
+  /** How the request carried its token: a Bearer client gets new tokens in the header, a browser's stay in the cookie. */
+  readonly carrier: TokenCarrier | undefined;
   /** The client must get a new token even if nothing else changed (new id, or its `stored` flag was wrong). */
   replaced = false;
   /** The session was destroyed in this request; the cookie is cleared unless something new is stored. */
@@ -93,6 +99,7 @@ export class RequestSession {
     this.createdAt = claims?.sct ?? start.now;
     this.knownFingerprint = start.fingerprint;
     this.refresh = start.refresh;
+    this.carrier = start.carrier;
     this.claims = this.trackClaims(claims?.custom ?? {});
   }
 
@@ -148,6 +155,21 @@ export class RequestSession {
     this.dataBaseline = () => ({});
     if (this.document) this.document.flash = {};
     this.flashBag?.forgetIncoming();
+  }
+
+  /**
+   * Regeneration with `keep`: what the request holds of the session (the data and flash it read,
+   * its claims, what it set so far) loses every name not kept. Changed in place, so the objects a
+   * handler was given (`@Session()`, `@Jwt()`, `@Flash()`) stay the ones that count; the removals are
+   * not changes to write, the new row is already without them.
+   */
+  retain(keep: KeptNames): void {
+    if (this.document) {
+      retainKeys(this.document.data, keep.data);
+      retainKeys(this.document.flash, keep.flash);
+    }
+    this.flashBag?.retain(keep.flash);
+    retainKeys(this.claims.target, keep.claims);
   }
 
   /** Moves to a new id keeping data and claims (regeneration). */

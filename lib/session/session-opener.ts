@@ -7,7 +7,7 @@ import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import type { SessionClaims } from '../token/session-claims.js';
 import { SessionTokenCodec } from '../token/session-token.codec.js';
-import { readToken } from '../token/token-transport.js';
+import { readToken, type PresentedToken } from '../token/token-transport.js';
 import { RequestSession, type SessionOwner } from './request-session.js';
 import { SessionEvents } from './session-events.js';
 
@@ -29,17 +29,23 @@ export class SessionOpener {
     @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {}
 
-  open(request: HttpRequestLike, owner: SessionOwner): RequestSession {
+  /** The token the request carries and how; a Bearer token that is not this app's is passed over for the cookie. */
+  presented(request: HttpRequestLike): PresentedToken | undefined {
+    return readToken(request.headers, this.options.cookie.name, (token) => this.codec.isOurs(token));
+  }
+
+  /** `presented`: what `presented(request)` found, or `undefined` to open it as carrying no token. */
+  open(request: HttpRequestLike, owner: SessionOwner, presented: PresentedToken | undefined): RequestSession {
     const exactNow = this.clock.now() / 1000;
     const now = Math.floor(exactNow);
-    const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
+    const verdict = this.codec.verify(presented?.token, now);
     let claims: SessionClaims | undefined;
     let fingerprint: string | undefined | null;
     if (verdict.valid) {
       const candidate = verdict.claims;
       const bound = this.bindingOf(request);
-      if (this.revocations.has(candidate.sid)) {
-        // A revoked id: treated as no token, silently (the owner logged out or was logged out).
+      if (this.revocations.has(candidate.sid) || this.revocations.refusesUser(candidate.sid, candidate.sct, candidate.custom)) {
+        // A revoked id, or a user logged out everywhere since the session began: treated as no token, silently.
       } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
         this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
@@ -55,7 +61,7 @@ export class SessionOpener {
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
     const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
-    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, owner);
+    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now, carrier: presented?.carrier }, owner);
   }
 
   private bindingOf(request: HttpRequestLike): string | undefined {
