@@ -24,7 +24,9 @@ export type SessionErrorCode =
   | 'SESSION_CLAIM_INVALID'
   | 'SESSION_CSRF_REFUSED'
   | 'SESSION_LIMIT_REACHED'
-  | 'SESSION_NOT_FRESH';
+  | 'SESSION_NOT_FRESH'
+  | 'SESSION_LOCK_LOST'
+  | 'SESSION_WRITE_CONFLICT';
 
 /** The session lock could not be taken in time; the request wrote nothing. */
 export class SessionLockTimeoutError extends HttpException {
@@ -67,6 +69,50 @@ export class SessionStoreUnavailableError extends HttpException {
       { cause }
     );
     this.name = 'SessionStoreUnavailableError';
+  }
+}
+
+/**
+ * A `@Session({ lock: true })` request lost its cluster-wide lock before it wrote (the process was
+ * paused past the lease, Redis failed over, or another request changed the keys this one changed);
+ * the request wrote nothing rather than overwrite a write it did not see.
+ */
+export class SessionLockLostError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_LOCK_LOST';
+
+  constructor(reason: string) {
+    super(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'SessionLockLost',
+        code: 'SESSION_LOCK_LOST',
+        message: `The session lock was lost before the write (${reason}). Nothing was written; retry the request.`
+      },
+      HttpStatus.SERVICE_UNAVAILABLE
+    );
+    this.name = 'SessionLockLostError';
+  }
+}
+
+/**
+ * A multi-primary cluster (Galera) kept refusing the write at commit because writes on other nodes
+ * conflicted with it, more times than a write retries; nothing was written.
+ */
+export class SessionWriteConflictError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_WRITE_CONFLICT';
+
+  constructor(attempts: number, cause: unknown) {
+    super(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        error: 'SessionWriteConflict',
+        code: 'SESSION_WRITE_CONFLICT',
+        message: `The session write conflicted with writes on other database nodes ${attempts} times in a row. Nothing was written; retry the request.`
+      },
+      HttpStatus.SERVICE_UNAVAILABLE,
+      { cause }
+    );
+    this.name = 'SessionWriteConflictError';
   }
 }
 

@@ -29,8 +29,9 @@ export const ezSessionProviders: Provider[] = [
   { provide: EZ_SESSION_DATA_SOURCE, useFactory: openDataSource, inject: [EZ_SESSION_OPTIONS] },
   {
     provide: SessionRepository,
-    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource, clock: EzSessionClock) => {
-      const repository = new SessionRepository(dataSource, options, clock);
+    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource, clock: EzSessionClock, redis: SessionRedis) => {
+      // The Redis client, for the lease that locks sessions across Galera nodes (lockVia).
+      const repository = new SessionRepository(dataSource, options, clock, redis.client);
       await repository.prepare().catch(async (error: Error) => {
         // The boot stops here, so no shutdown hook will run: what EzSession opened is closed now.
         if (owned) await dataSource.destroy().catch(() => undefined);
@@ -43,7 +44,7 @@ export const ezSessionProviders: Provider[] = [
       });
       return repository;
     },
-    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE, EZ_SESSION_CLOCK]
+    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE, EZ_SESSION_CLOCK, EZ_SESSION_REDIS]
   },
   { provide: EZ_SESSION_REDIS, useFactory: connectRedis, inject: [EZ_SESSION_OPTIONS] },
   {

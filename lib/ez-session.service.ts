@@ -184,9 +184,13 @@ export class EzSessionService {
     return this.gcRunner.run();
   }
 
-  /** What this instance did since it started: session writes, and how many of them lost to a concurrent write and were tried again. */
-  metrics(): { writes: number; writeRetries: number } {
-    return { writes: this.writer.counts.writes, writeRetries: this.writer.counts.retries };
+  /**
+   * What this instance did since it started: session writes, how many of them lost to a concurrent
+   * write and were tried again, and how many statements a multi-primary cluster (Galera) refused at
+   * commit for a conflict with another node (or while its node was not ready) and were run again.
+   */
+  metrics(): { writes: number; writeRetries: number; conflictRetries: number } {
+    return { writes: this.writer.counts.writes, writeRetries: this.writer.counts.retries, conflictRetries: this.repository.counts.conflictRetries };
   }
 
   /** The settings in force (Zebra_Session's get_settings); secrets are never shown. */

@@ -12,8 +12,10 @@ export {
   SessionCsrfError,
   SessionDataError,
   SessionLimitError,
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,
+  SessionWriteConflictError,
   type SessionErrorCode
 } from './ez-session.errors.js';
 export { EzSessionGraphQLError, type EzSessionGraphQLExtensions } from './graphql/graphql-error.js';

@@ -3,12 +3,21 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, isAbsolute, join } from 'node:path';
 
 /** A failure whose message is the whole story: printed without a stack. */
 export class Failure extends Error {}
 
 function hasBinary(name) {
+  // An absolute path names a file a package installs off the PATH (a shared library, say).
+  if (isAbsolute(name)) {
+    try {
+      accessSync(name, fsConstants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
   // Debian installs mariadbd in /usr/sbin, which is not on a regular user's PATH.
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin'];
   return dirs.some((dir) => {

@@ -18,6 +18,10 @@ const REQUIRED_BINARIES = [
   { binary: 'redis-cli', aptPackage: 'redis-tools' },
   // The sample's browser test drives Debian's Chromium through playwright-core.
   { binary: 'chromium', aptPackage: 'chromium' },
+  // The three-node Galera cluster of test/multi-primary (test/support/galera-cluster.ts): the wsrep
+  // provider, and rsync for the state transfer a node rejoining after a kill may need.
+  { binary: '/usr/lib/galera/libgalera_smm.so', aptPackage: 'galera-4' },
+  { binary: 'rsync', aptPackage: 'rsync' },
 ];
 
 // The whole suite runs on ioredis 5, what TypeORM 1 apps have (typeorm peers on ioredis ^5). The

@@ -74,6 +74,9 @@ export interface EzSessionCsrfOptions {
 /** Where the user id of a session lives, so sessions can be listed and revoked per user. */
 export type EzSessionUserIdSource = { session: string } | { claim: string };
 
+/** What the session lock is taken with: see `lockVia`. */
+export type EzSessionLockVia = 'auto' | 'mysql' | 'redis';
+
 export interface EzSessionEvent {
   type: 'created' | 'regenerated' | 'destroyed' | 'revoked' | 'expired' | 'fingerprintMismatch' | 'lockTimeout' | 'sessionLimitEvicted' | 'revokedByUser';
   /** The session concerned (after a regeneration: the new id). */
@@ -189,6 +192,17 @@ export interface EzSessionModuleOptions {
   cacheTtl?: number;
   /** How long a request waits for a session's lock before answering 503. Default 5. */
   lockTimeout?: number;
+  /**
+   * What `@Session({ lock: true })` (and regenerate / destroy / revoke) lock with. `'mysql'`: MySQL's
+   * named lock (GET_LOCK) on the session's database server: exclusive only while every instance
+   * uses the same server. `'redis'`: a lease in the shared Redis (`SET NX PX` with a random token),
+   * exclusive across instances and database nodes, needs `redis`. `'auto'` (default): `'redis'` when
+   * the database is a multi-primary Galera / Percona XtraDB cluster node (`wsrep_on`, checked at
+   * boot) and `redis` is set, else `'mysql'` (with a warning on Galera without Redis). Every locked
+   * write names the row version it read, so a lock lost meanwhile fails the request with
+   * `SESSION_LOCK_LOST` instead of overwriting. See README, Multi-primary MySQL.
+   */
+  lockVia?: EzSessionLockVia;
   /** Largest stored session (data and flash, as JSON) in bytes. Default 1 MiB. */
   maxSessionBytes?: number;
   /** Accepted clock difference between instances when checking `iat` / `exp`. Default 30, at most 300. */

@@ -72,6 +72,7 @@ describe('resolveOptions', () => {
         hooks: {},
         cacheTtl: 3600,
         lockTimeout: 5,
+        lockVia: 'auto',
         maxSessionBytes: 1024 * 1024,
         clockSkew: 30,
         redisCommandTimeout: 500,
@@ -468,6 +469,20 @@ describe('resolveOptions', () => {
     it('takes freshWithin as a guard requirement of its own', () => {
       assert.deepEqual(resolve({ guard: { freshWithin: 300 } }).guard, { keys: [], claims: [], freshWithin: 300 });
       refuses({ guard: { freshWithin: 0 } }, 'guard.freshWithin');
+    });
+  });
+
+  describe('lockVia', () => {
+    it("takes 'auto' (the default), 'mysql', and 'redis' when redis is set", () => {
+      assert.equal(resolve({ lockVia: 'auto' }).lockVia, 'auto');
+      assert.equal(resolve({ lockVia: 'mysql' }).lockVia, 'mysql');
+      assert.equal(resolve({ lockVia: 'redis', redis: 'redis://cache.internal:6379' }).lockVia, 'redis');
+    });
+
+    it("refuses 'redis' without redis, anything but the three, and a choice on the embedded store", () => {
+      refuses({ lockVia: 'redis' }, 'lockVia', "is 'redis', but no redis option is set: the lease lives in the Redis every instance shares");
+      refuses({ lockVia: 'galera' }, 'lockVia', `must be 'auto', 'mysql' or 'redis'; got "galera"`);
+      refuses({ lockVia: 'mysql', database: { type: 'sqljs' } }, 'lockVia');
     });
   });
 });

@@ -3,7 +3,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { systemClock } from '../clock/session-clock.js';
 import { EzSessionConfigError } from '../ez-session.errors.js';
-import type { EzSessionClock, EzSessionHooks, EzSessionModuleOptions, EzSessionRedisCluster, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
+import type { EzSessionClock, EzSessionHooks, EzSessionLockVia, EzSessionModuleOptions, EzSessionRedisCluster, EzSessionRequirement, EzSessionUserIdSource } from '../interfaces/ez-session-options.interface.js';
 
 export type StoreDialect = 'mysql' | 'sqlite';
 
@@ -46,6 +46,7 @@ export interface ResolvedOptions {
   hooks: EzSessionHooks;
   cacheTtl: number;
   lockTimeout: number;
+  lockVia: EzSessionLockVia;
   maxSessionBytes: number;
   clockSkew: number;
   redisCommandTimeout: number;
@@ -120,6 +121,7 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     hooks: options.on ?? {},
     cacheTtl: bounded('cacheTtl', options.cacheTtl, 3600, 1, 400 * 86400),
     lockTimeout: bounded('lockTimeout', options.lockTimeout, 5, 0.1, 300),
+    lockVia: resolveLockVia(options.lockVia, dialect, options.redis),
     maxSessionBytes: bounded('maxSessionBytes', options.maxSessionBytes, 1024 * 1024, 256, 15 * 1024 * 1024),
     clockSkew: bounded('clockSkew', options.clockSkew, 30, 0, 300),
     redisCommandTimeout: bounded('redisCommandTimeout', options.redisCommandTimeout, 500, 10, 60_000),
@@ -159,6 +161,14 @@ function resolveSessionPolicy(
     throw new EzSessionConfigError('onSessionLimit', `must be 'evict-oldest' or 'refuse'; got ${JSON.stringify(onSessionLimit)}`);
   }
   return { maxIdleTimeout, maxAbsoluteTimeout, devices: { ip, userAgent }, maxSessionsPerUser, onSessionLimit };
+}
+
+function resolveLockVia(lockVia: EzSessionModuleOptions['lockVia'], dialect: StoreDialect, redis: EzSessionModuleOptions['redis']): EzSessionLockVia {
+  if (lockVia === undefined || lockVia === 'auto') return 'auto';
+  if (lockVia !== 'mysql' && lockVia !== 'redis') throw new EzSessionConfigError('lockVia', `must be 'auto', 'mysql' or 'redis'; got ${JSON.stringify(lockVia)}`);
+  if (dialect !== 'mysql') throw new EzSessionConfigError('lockVia', `is '${lockVia}', but the embedded store locks in its one process: leave it unset`);
+  if (lockVia === 'redis' && redis === undefined) throw new EzSessionConfigError('lockVia', "is 'redis', but no redis option is set: the lease lives in the Redis every instance shares");
+  return lockVia;
 }
 
 function resolveKeys(secret: EzSessionModuleOptions['secret']): SigningKey[] {

@@ -4,10 +4,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache } from '../cache/session-cache.js';
 import { EZ_SESSION_CLOCK, toSeconds } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
-import { SessionLockTimeoutError } from '../ez-session.errors.js';
+import { SessionLockLostError, SessionLockTimeoutError } from '../ez-session.errors.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
-import { SessionRepository, type SessionRow, type Via } from '../storage/session.repository.js';
+import { SessionRepository, type SessionLock, type SessionRow, type Via } from '../storage/session.repository.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
 import { SessionLifetimes } from './session-lifetimes.js';
 import { decodeStored, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
@@ -218,7 +218,9 @@ export class SessionWriter {
   private async attempts(session: RequestSession, changes: SessionChanges, first: Base, via: Via): Promise<void> {
     let base = first;
     for (let attempt = 1; ; attempt++) {
+      if (via?.lease && !via.lease.valid()) throw new SessionLockLostError('the lease may have expired while the request ran');
       if (await this.attempt(session, base, via)) return;
+      if (via?.lease) await this.assertStillExclusive(session, changes, via);
       if (attempt === MAX_ATTEMPTS) {
         this.logger.warn(`A write of session ${session.sid.slice(0, 8)}… lost to concurrent writes ${MAX_ATTEMPTS} times; answering 503`);
         throw new SessionLockTimeoutError(this.options.lockTimeout);
@@ -268,6 +270,24 @@ export class SessionWriter {
     if (this.groups.has(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
     this.counts.writes++;
     return true;
+  }
+
+  /**
+   * A write under a lease found the row moved on. Unlocked writers never took the lock, and
+   * writing their keys meanwhile is theirs to do: then this write goes onto theirs, as any write
+   * does. But when the lease is gone, or the keys this request changed no longer hold what it read
+   * under the lock, another locked request has written as if it held the lock too (this one was
+   * paused past its lease, or Redis lost the lease in a failover): writing now would overwrite a
+   * write it never saw, so the request fails instead, having written nothing.
+   */
+  private async assertStillExclusive(session: RequestSession, changes: SessionChanges, lock: SessionLock): Promise<void> {
+    if (!(await lock.lease!.stillHeld())) throw new SessionLockLostError('another request took the lock after the lease expired');
+    const now = await this.repository.find(session.sid, lock);
+    const read = lock.row ? decodeStored(session.sid, lock.row.data, lock.row.flash, this.logger)?.data ?? {} : {};
+    const current = now ? decodeStored(session.sid, now.data, now.flash, this.logger)?.data ?? {} : {};
+    for (const key of changes.data.keys()) {
+      if (JSON.stringify(read[key]) !== JSON.stringify(current[key])) throw new SessionLockLostError(`another request changed "${key}" while this one held the lock`);
+    }
   }
 
   /** The row as it is now, with this request's changes applied; a session that ended meanwhile continues under a new id. */

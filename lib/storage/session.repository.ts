@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
 import type { DataSource } from 'typeorm';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
-import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
+import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError, SessionWriteConflictError } from '../ez-session.errors.js';
+import { RedisSessionLease, type HeldLease } from '../locking/redis-session-lease.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { fitsUserIdColumn } from '../session/user-id.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -53,6 +56,8 @@ export interface SessionLock {
   readonly row: SessionRow | undefined;
   /** @internal the connection every statement under this lock runs on */
   readonly connection: SqlConnection;
+  /** @internal the Redis lease, when the lock is one (`lockVia: 'redis'`): its writes are fenced by the row version */
+  readonly lease?: HeldLease;
   /** Frees the lock and the connection; safe to call more than once. */
   release(): Promise<void>;
 }
@@ -74,11 +79,18 @@ export class SessionRepository {
   private readonly sql: ReturnType<SessionRepository['statements']>;
   /** MariaDB takes the lock and reads the row in one statement (verified there); elsewhere they are two. */
   private lockAndReadInOne = false;
+  /** The server is a node of a multi-primary Galera / Percona XtraDB cluster (`wsrep_on`). */
+  private galera = false;
+  /** Set at boot when the session lock is a lease in Redis rather than MySQL's GET_LOCK. */
+  private lease: RedisSessionLease | undefined;
+  /** Statements a multi-primary cluster refused (a conflict at commit, a node not ready) and that ran again. */
+  readonly counts = { conflictRetries: 0 };
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: ResolvedOptions,
-    private readonly clock: EzSessionClock
+    private readonly clock: EzSessionClock,
+    private readonly redis?: Redis | Cluster
   ) {
     this.pool = sqlPoolOf(dataSource, options.dialect);
     this.table = dataSource.driver.escape(options.tableName);
@@ -95,6 +107,7 @@ export class SessionRepository {
     if (this.options.dialect === 'mysql') {
       const [{ version }] = await this.dataSource.query('SELECT VERSION() AS version');
       this.lockAndReadInOne = /mariadb/i.test(String(version));
+      await this.prepareForCluster();
     }
     const columns = await this.columns();
     const pending = columns.size === 0 ? [] : pendingMigrations(this.options.dialect, columns);
@@ -111,6 +124,54 @@ export class SessionRepository {
       throw new EzSessionConfigError(
         'createTable',
         `is false and the table ${tableName} ${pending.map((migration) => migration.problem).join(', and ')}. Run: ${pending.flatMap((migration) => migration.statements(dialect, tableName, columns)).join('; ')}`
+      );
+    }
+  }
+
+  /** How the lock is taken, the one in force: 'redis' (a lease) or 'mysql' (GET_LOCK); 'memory' for the embedded store. */
+  get lockKind(): 'redis' | 'mysql' | 'memory' {
+    return this.lease ? 'redis' : this.options.dialect === 'mysql' ? 'mysql' : 'memory';
+  }
+
+  /**
+   * A multi-primary node (Galera, PXC) needs two things a single primary does not: a lock that
+   * spans the nodes (GET_LOCK is node-local there: two nodes grant the same name at once), and
+   * session reads that wait until the node has applied every write the cluster committed before
+   * them (`wsrep_sync_wait`, per statement, so nothing else of the app pays for it).
+   */
+  private async prepareForCluster(): Promise<void> {
+    const rows = (await this.dataSource.query(`SHOW VARIABLES LIKE 'wsrep_on'`)) as Array<{ Value?: string }>;
+    this.galera = String(rows[0]?.Value ?? 'OFF').toUpperCase() === 'ON';
+    const via = this.options.lockVia;
+    if (via === 'redis' || (via === 'auto' && this.galera && this.redis)) {
+      if (!this.redis) throw new EzSessionConfigError('lockVia', "is 'redis', but no Redis client is available");
+      this.lease = new RedisSessionLease(this.redis, this.options.keyPrefix, this.options.lockTimeout);
+    } else if (this.galera) {
+      this.logger.warn(
+        via === 'mysql'
+          ? "The database is a Galera cluster node and lockVia is 'mysql': GET_LOCK excludes only on one node, so @Session({ lock: true }) is exclusive only while every instance uses this same node"
+          : "The database is a Galera cluster node and no redis option is set: session locks use GET_LOCK, which excludes only on one node. That holds for this one instance (without Redis, run one); configure redis to run several"
+      );
+    }
+    if (this.galera) {
+      this.sql.select = `SET STATEMENT wsrep_sync_wait = 1 FOR ${this.sql.select}`;
+      await this.warnOfSlowEviction();
+    }
+  }
+
+  /**
+   * Every commit in the cluster waits while a node that went silent (killed, paused, cut off) has
+   * not been evicted yet, `evs.suspect_timeout` after it went quiet. Longer than a statement may
+   * take, that wait answers 503 on every instance, not only those using the lost node.
+   */
+  private async warnOfSlowEviction(): Promise<void> {
+    const rows = (await this.dataSource.query(`SHOW VARIABLES LIKE 'wsrep_provider_options'`)) as Array<{ Value?: string }>;
+    const found = /evs\.suspect_timeout\s*=\s*PT([\d.]+)S/i.exec(String(rows[0]?.Value ?? ''));
+    const suspectMs = found ? Number(found[1]) * 1000 : undefined;
+    if (suspectMs !== undefined && suspectMs >= this.statementMs) {
+      this.logger.warn(
+        `Galera evicts a silent node after evs.suspect_timeout = ${suspectMs / 1000}s, and every commit in the cluster waits that long when a node is lost: ` +
+          `longer than a session statement may take (${this.statementMs / 1000}s, lockTimeout), so writes answer 503 meanwhile. Lower evs.suspect_timeout in wsrep_provider_options, or raise lockTimeout`
       );
     }
   }
@@ -183,12 +244,15 @@ export class SessionRepository {
     const leaveQueue = await this.queue.acquire(sid, timeoutMs);
     if (!leaveQueue) throw new SessionLockTimeoutError(this.options.lockTimeout);
     let connection: SqlConnection | undefined;
+    let lease: HeldLease | undefined;
     try {
+      if (this.lease) lease = await this.lease.acquire(sid, deadline, this.options.lockTimeout);
       connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout), sid);
-      const row = this.options.dialect === 'mysql' ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
-      return this.heldLock(sid, row, connection, leaveQueue);
+      const row = this.options.dialect === 'mysql' && !lease ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
+      return this.heldLock(sid, row, connection, leaveQueue, lease);
     } catch (error) {
       connection?.release();
+      await lease?.release();
       leaveQueue();
       throw error;
     }
@@ -341,17 +405,19 @@ export class SessionRepository {
     return liveRow(row, this.clock.now());
   }
 
-  private heldLock(sid: string, row: SessionRow | undefined, connection: SqlConnection, leaveQueue: () => void): SessionLock {
+  private heldLock(sid: string, row: SessionRow | undefined, connection: SqlConnection, leaveQueue: () => void, lease?: HeldLease): SessionLock {
     let released = false;
     return {
       sid,
       row,
       connection,
+      lease,
       release: async () => {
         if (released) return;
         released = true;
         try {
-          if (this.options.dialect === 'mysql') await this.releaseLock(connection, lockName(sid));
+          if (lease) await lease.release();
+          else if (this.options.dialect === 'mysql') await this.releaseLock(connection, lockName(sid));
         } finally {
           connection.release();
           leaveQueue();
@@ -405,8 +471,38 @@ export class SessionRepository {
     } catch (error) {
       if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
       if (isDuplicateKey(error)) throw error;
+      if (clusterRefusal(error)) return this.again(connection, timeoutMs, sql, params, error, sid);
       throw this.unavailable(error, operationOf(sql), sid);
     }
+  }
+
+  /**
+   * A statement a multi-primary cluster refused, run again (bounded, with jitter): each of
+   * EzSession's statements is its own transaction, and a refused one changed nothing, so running it
+   * again is what retrying the transaction means; a version the row moved past meanwhile makes it
+   * a lost race (0 rows) that the writer handles as it always does. Within the statement's time.
+   */
+  private async again(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[], first: unknown, sid: string | undefined): Promise<SqlOutcome> {
+    const until = performance.now() + timeoutMs;
+    let last = first;
+    for (let attempt = 2; attempt <= CONFLICT_ATTEMPTS; attempt++) {
+      const pause = Math.random() * Math.min(50, 2 ** attempt);
+      if (performance.now() + pause >= until) break;
+      await sleep(pause);
+      this.counts.conflictRetries++;
+      try {
+        return await connection.run(sql, params, Math.max(1, until - performance.now()), () =>
+          this.unavailable(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`), operationOf(sql), sid)
+        );
+      } catch (error) {
+        if (error instanceof SessionStoreUnavailableError || isDuplicateKey(error)) throw error;
+        if (!clusterRefusal(error)) throw this.unavailable(error, operationOf(sql), sid);
+        last = error;
+      }
+    }
+    // A node that stays unready has lost the cluster (no quorum): that is an unavailable store.
+    if (clusterRefusal(last) === 'conflict') throw new SessionWriteConflictError(CONFLICT_ATTEMPTS, last);
+    throw this.unavailable(last, operationOf(sql), sid);
   }
 
   private unavailable(cause: unknown, operation: string, sid: string | undefined): SessionStoreUnavailableError {
@@ -478,6 +574,22 @@ function liveRow(row: Record<string, unknown> | undefined, now: number): Session
     // VARBINARY comes back as a Buffer of the UTF-8 that was written.
     userId: row.user_id === null || row.user_id === undefined ? null : Buffer.isBuffer(row.user_id) ? row.user_id.toString('utf8') : String(row.user_id)
   };
+}
+
+/** How many times a statement runs in all when a multi-primary cluster keeps refusing it. */
+const CONFLICT_ATTEMPTS = 10;
+
+/**
+ * 'conflict': a certification failure (Galera reports a write that lost to another node's at commit
+ * as ER_LOCK_DEADLOCK 1213, "Deadlock found" or "wsrep aborted transaction"). 'unready': the node
+ * is not serving yet or for the moment ("WSREP has not yet prepared node for application use",
+ * ER_UNKNOWN_COM_ERROR 1047, during a view change). Both are worth running again; nothing else is.
+ */
+function clusterRefusal(error: unknown): 'conflict' | 'unready' | undefined {
+  const { code, errno, message } = (error ?? {}) as { code?: string; errno?: number; message?: string };
+  if (errno === 1213 || code === 'ER_LOCK_DEADLOCK') return 'conflict';
+  if ((errno === 1047 || code === 'ER_UNKNOWN_COM_ERROR') && typeof message === 'string' && /WSREP/i.test(message)) return 'unready';
+  return undefined;
 }
 
 function isDuplicateKey(error: unknown): boolean {

@@ -120,6 +120,28 @@ export abstract class ManagedServer {
     await this.terminate('SIGKILL');
   }
 
+  /** Graceful shutdown that keeps port and data (a later `start()` picks them up again). */
+  async halt(): Promise<void> {
+    await this.starting?.catch(() => {});
+    await this.shutdown();
+  }
+
+  /** SIGSTOP: the process stays, its sockets stay open, nothing answers (a stalled host). */
+  pause(): void {
+    this.running?.child.kill('SIGSTOP');
+  }
+
+  /** SIGKILL at once, synchronously: for a process 'exit' handler, where nothing can be awaited. */
+  killNow(): void {
+    this.running?.child.kill('SIGCONT');
+    this.running?.child.kill('SIGKILL');
+  }
+
+  /** SIGCONT after `pause()`. */
+  resume(): void {
+    this.running?.child.kill('SIGCONT');
+  }
+
   /** Starts again on the same port and data directory (shutting down first if running). */
   async restart(): Promise<void> {
     if (this.dir === undefined) throw new Error(`${this.name} has not been started`);
@@ -130,6 +152,8 @@ export abstract class ManagedServer {
   private async shutdown(): Promise<void> {
     const running = this.running;
     if (!running) return;
+    // A paused process would never see the SIGTERM.
+    running.child.kill('SIGCONT');
     running.child.kill('SIGTERM');
     const timedOut = await Promise.race([
       running.exited.then(() => false),
