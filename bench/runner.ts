@@ -77,7 +77,8 @@ export interface RunResult {
   appCpuUsPerRequest?: number;
   /**
    * The Redis server's own CPU time per completed request, in microseconds: INFO cpu's
-   * used_cpu_user + used_cpu_sys (the redis-server process, all threads) over the measured window.
+   * used_cpu_user + used_cpu_sys (the redis-server process, all threads) over the measured window,
+   * less what Redis used over the same time when idle (measured just before the window).
    */
   redisCpuUsPerRequest?: number;
   /** CPU use in the measured window, in % of one core. */
@@ -242,7 +243,15 @@ export class Bench {
       // From the app's control server: no storage traffic.
       const metricsBefore = app.metrics ? await writeMetrics(proc) : undefined;
 
+      // Redis's own idle work (serverCron, expiry cycles) over half a second without traffic, taken off the
+      // window's CPU: at a few hundred requests a second it would otherwise be much of what a request seems to cost.
+      const idleFrom = await this.redisCpuSeconds();
+      const idleStarted = performance.now();
+      await sleep(500);
+      const idleTo = await this.redisCpuSeconds();
+      const redisIdlePerSecond = idleFrom !== undefined && idleTo !== undefined ? (idleTo - idleFrom) / ((performance.now() - idleStarted) / 1000) : 0;
       const redisCpuBefore = await this.redisCpuSeconds();
+      const redisCpuFrom = performance.now();
       const before = await this.counters.snapshot();
       const cpuBefore = this.cpuNow(proc);
       const fromUs = Number(process.hrtime.bigint() / 1000n);
@@ -254,6 +263,7 @@ export class Bench {
       await sleep(150);
       const after = await this.counters.snapshot();
       const redisCpuAfter = await this.redisCpuSeconds();
+      const redisCpuTo = performance.now();
       const usage = StorageCounters.usage(before, after);
       const metricsAfter = app.metrics ? await writeMetrics(proc) : undefined;
       options.onMeasured?.({ fromUs, toUs });
@@ -264,7 +274,8 @@ export class Bench {
       const tableRows = options.reset === false ? await this.tableRows() : undefined;
       const result = toRunResult(app, scenario, load, usage, cpuBefore, cpuAfter, rss, increments, tableRows);
       if (redisCpuBefore !== undefined && redisCpuAfter !== undefined && load.completed > 0) {
-        result.redisCpuUsPerRequest = ((redisCpuAfter - redisCpuBefore) * 1e6) / load.completed;
+        const idle = redisIdlePerSecond * ((redisCpuTo - redisCpuFrom) / 1000);
+        result.redisCpuUsPerRequest = (Math.max(0, redisCpuAfter - redisCpuBefore - idle) * 1e6) / load.completed;
       }
       if (metricsBefore && metricsAfter) {
         result.writes = { writes: metricsAfter.writes - metricsBefore.writes, retries: metricsAfter.writeRetries - metricsBefore.writeRetries };
