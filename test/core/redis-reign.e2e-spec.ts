@@ -50,6 +50,12 @@ describe('the Redis cache on one server: reign checked once per batch of reads',
     assert.deepEqual(usage.redis.byCommand, { evalsha: 1, info: 1, get: 4 });
   });
 
+  it('a burst of reads is split into scripts of at most 128 keys', async () => {
+    const usage = await counters.measure(() => Promise.all(Array.from({ length: 130 }, (_, i) => cache.get(i % 2 ? 'a' : 'none'))));
+    assert.equal(usage.result.filter((found) => found?.version === 1).length, 65);
+    assert.deepEqual(usage.redis.byCommand, { evalsha: 2, info: 2, get: 130 });
+  });
+
   it('a write runs no INFO: it stamps the entry with the reign the connection learned', async () => {
     const usage = await counters.measure(() => cache.set('w', entry(3), 60_000));
     assert.deepEqual(usage.redis.byCommand, { evalsha: 1, get: 1, set: 1 });
