@@ -183,7 +183,7 @@ export function renderMarkdown(results: BenchResults): string {
   out.push(
     'Where the counts come from. A stored read is at most one Redis command sent (a cache hit), and no MySQL: the reads one event-loop turn of the app asks for ' +
       "go out as one EVALSHA of a script that checks once, with `INFO replication`, that the server is a master and which reign (`master_replid`) it is in, " +
-      'then GETs every entry and serves those stamped with that reign; so under load Redis executes one EVALSHA and one INFO per batch and one GET per read, ' +
+      'then MGETs every entry and serves those stamped with that reign; so under load Redis executes one EVALSHA, one INFO and one MGET per batch of reads, ' +
       'and fewer than one command is sent per read. Writes stamp their entry with the reign the connection last saw and run no INFO. ' +
       'Redis server CPU is the redis-server process\'s own CPU time (INFO cpu, user + system) over the measured window, per request. ' +
       "An unlocked `@Session()` write reads the session before the handler (that script) and after it sends one versioned `UPDATE … WHERE version = ?` " +
