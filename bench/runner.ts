@@ -75,6 +75,12 @@ export interface RunResult {
   redisSent?: { requests: number; perRequest: number; byCommand: Record<string, number> };
   /** App CPU time per completed request, in microseconds: barely moved by other processes taking CPU away. */
   appCpuUsPerRequest?: number;
+  /**
+   * The Redis server's own CPU time per completed request, in microseconds: INFO cpu's
+   * used_cpu_user + used_cpu_sys (the redis-server process, all threads) over the measured window,
+   * less what Redis used over the same time when idle (measured just before the window).
+   */
+  redisCpuUsPerRequest?: number;
   /** CPU use in the measured window, in % of one core. */
   cpu: { app?: number; mysql?: number; redis?: number; load: number; other?: number };
   /** The machine's 1-minute load average at the end of the run. */
@@ -237,6 +243,15 @@ export class Bench {
       // From the app's control server: no storage traffic.
       const metricsBefore = app.metrics ? await writeMetrics(proc) : undefined;
 
+      // Redis's own idle work (serverCron, expiry cycles) over half a second without traffic, taken off the
+      // window's CPU: at a few hundred requests a second it would otherwise be much of what a request seems to cost.
+      const idleFrom = await this.redisCpuSeconds();
+      const idleStarted = performance.now();
+      await sleep(500);
+      const idleTo = await this.redisCpuSeconds();
+      const redisIdlePerSecond = idleFrom !== undefined && idleTo !== undefined ? (idleTo - idleFrom) / ((performance.now() - idleStarted) / 1000) : 0;
+      const redisCpuBefore = await this.redisCpuSeconds();
+      const redisCpuFrom = performance.now();
       const before = await this.counters.snapshot();
       const cpuBefore = this.cpuNow(proc);
       const fromUs = Number(process.hrtime.bigint() / 1000n);
@@ -247,6 +262,8 @@ export class Bench {
       // Anything an app does after its last response (none should) still lands in the window.
       await sleep(150);
       const after = await this.counters.snapshot();
+      const redisCpuAfter = await this.redisCpuSeconds();
+      const redisCpuTo = performance.now();
       const usage = StorageCounters.usage(before, after);
       const metricsAfter = app.metrics ? await writeMetrics(proc) : undefined;
       options.onMeasured?.({ fromUs, toUs });
@@ -256,6 +273,10 @@ export class Bench {
         : undefined;
       const tableRows = options.reset === false ? await this.tableRows() : undefined;
       const result = toRunResult(app, scenario, load, usage, cpuBefore, cpuAfter, rss, increments, tableRows);
+      if (redisCpuBefore !== undefined && redisCpuAfter !== undefined && load.completed > 0) {
+        const idle = redisIdlePerSecond * ((redisCpuTo - redisCpuFrom) / 1000);
+        result.redisCpuUsPerRequest = (Math.max(0, redisCpuAfter - redisCpuBefore - idle) * 1e6) / load.completed;
+      }
       if (metricsBefore && metricsAfter) {
         result.writes = { writes: metricsAfter.writes - metricsBefore.writes, retries: metricsAfter.writeRetries - metricsBefore.writeRetries };
       }
@@ -532,6 +553,22 @@ export class Bench {
     };
   }
 
+  /**
+   * CPU seconds the Redis server has used (INFO cpu, microsecond resolution, where /proc's clock
+   * ticks are 10 ms). Read on the bench's own connection, outside the counters' snapshots, so it
+   * is not one of the commands counted; its own cost (one INFO) is noise against thousands of requests.
+   */
+  private async redisCpuSeconds(): Promise<number | undefined> {
+    try {
+      const info = await this.redis.info('cpu');
+      const user = /^used_cpu_user:([\d.]+)/m.exec(info)?.[1];
+      const sys = /^used_cpu_sys:([\d.]+)/m.exec(info)?.[1];
+      return user === undefined || sys === undefined ? undefined : Number(user) + Number(sys);
+    } catch {
+      return undefined;
+    }
+  }
+
   private async tableRows(): Promise<number> {
     const [[{ n }]] = await this.mysql.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${EZ_TABLE}\``);
     return Number(n);
@@ -695,7 +732,7 @@ export function describeRun(run: RunResult): string {
   const cpu = `cpu app ${f(run.cpu.app ?? NaN, 0)}% mysql ${f(run.cpu.mysql ?? NaN, 0)}% redis ${f(run.cpu.redis ?? NaN, 0)}% load ${f(run.cpu.load, 0)}% other ${f(run.cpu.other ?? NaN, 0)}%`;
   return (
     `${run.app.padEnd(16)} ${run.scenario.padEnd(15)} ${f(run.rps, 0).padStart(7)} req/s  p50 ${f(run.p50)} ms  p99 ${f(run.p99)} ms  ` +
-    `app cpu ${f(run.appCpuUsPerRequest ?? NaN, 0)} µs/req  ` +
+    `app cpu ${f(run.appCpuUsPerRequest ?? NaN, 0)} µs/req  redis cpu ${f(run.redisCpuUsPerRequest ?? NaN, 1)} µs/req  ` +
     `redis ${f(run.redisPerRequest)}/req (sent ${f(run.redisSent?.perRequest ?? NaN)})  mysql ${f(run.mysqlPerRequest)}/req  ${cpu}${inc}${writes}${contention}${flags}`
   );
 }

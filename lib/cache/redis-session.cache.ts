@@ -1,16 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
 import { FILL_IF_LEASED, READ_CURRENT, SET_IF_NEWER, TAKE_LEASE } from './cache-scripts.js';
 import { LEASE_MS, SessionCache, decodeCached, encodeUnstamped, type CachedSession } from './session-cache.js';
 
 /**
  * Redis cache (a single server, Sentinel, or a Cluster): one script call per stored read and per
  * write (their checks run in Redis, so they cost no extra round trip; see cache-scripts.ts), one
- * DEL per removal; a miss adds a lease and the guarded refill. When a write or DEL fails, Redis may
+ * DEL per removal; a miss adds a lease and the guarded refill. On one server (standalone or
+ * Sentinel) the reads one event-loop turn asks for go out as one script, which checks the master's
+ * reign once for all of them. When a write or DEL fails, Redis may
  * still hold the value it replaced; such sessions are read from MySQL and their keys deleted as
  * soon as Redis answers again, before any cached read. Every key is one session's alone, so every
- * command and script is single-key.
+ * write and every script on a Cluster is single-key.
  */
 export class RedisSessionCache extends SessionCache {
   private readonly logger = new Logger('EzSession');
@@ -19,18 +21,41 @@ export class RedisSessionCache extends SessionCache {
   private generation = 0;
   private purging: Promise<void> | undefined;
   private lastWarning = -Infinity;
+  /** A Cluster routes each key to its own master: its reads go one script per key, and its writes read the reign themselves. */
+  private readonly cluster: boolean;
+  /** Reads waiting for this event-loop turn's read script (one server only). */
+  private batch: Array<{ key: string; resolve: (text: string | null) => void }> | undefined;
+  /** The replication id the connected master last reported on this connection, for stamping writes; '' when unknown. */
+  private reign = '';
+  /** Moves on whenever the connection closes: a reply is trusted for `reign` only if it came on the connection it was sent on. */
+  private connection = 0;
+  private lastSeek = -Infinity;
 
   constructor(
     private readonly client: Redis | Cluster,
     private readonly keyPrefix: string
   ) {
     super();
+    this.cluster = (client as Cluster).isCluster === true;
+    client.on('close', () => {
+      this.connection++;
+      this.reign = '';
+    });
     client.on('ready', () => {
       void this.purgeStale();
       // Loaded ahead, so that the first write after a start or a Redis restart is one EVALSHA, not a NOSCRIPT and an EVAL.
       for (const source of SCRIPTS) void this.client.script('LOAD', source).catch(() => undefined);
+      if (!this.cluster) void this.learnReign();
     });
     if (client.status === 'ready') client.emit('ready');
+  }
+
+  /** The reign of the master just connected to, so that the first writes need no INFO of their own. */
+  private async learnReign(): Promise<void> {
+    const connection = this.connection;
+    const info = await (this.client as Redis).info('replication').catch(() => '');
+    const replid = /^role:master\r?$/m.test(info) ? /^master_replid:(\w+)/m.exec(info)?.[1] : undefined;
+    if (replid && connection === this.connection) this.reign = replid;
   }
 
   get(sid: string): Promise<CachedSession | undefined> {
@@ -40,19 +65,63 @@ export class RedisSessionCache extends SessionCache {
 
   // Plain promise callbacks, not an async function: this runs on every stored read.
   private read(sid: string): Promise<CachedSession | undefined> {
-    return this.script(READ_CURRENT, this.keyPrefix + sid, []).then(
-      (text) => decodeCached(text as string | null),
-      (error: unknown) => {
-        this.warn('read', error);
-        return undefined;
+    if (this.cluster) {
+      return this.script(READ_CURRENT, this.keyPrefix + sid, []).then(
+        (result) => decodeCached((result as Array<string | null>)[1]),
+        (error: unknown) => {
+          this.warn('read', error);
+          return undefined;
+        }
+      );
+    }
+    return new Promise<string | null>((resolve) => {
+      if (!this.batch) {
+        this.batch = [];
+        setImmediate(() => this.readBatch());
       }
-    );
+      this.batch.push({ key: this.keyPrefix + sid, resolve });
+      // A bounded script: a burst of thousands of reads must not hold Redis up for one long script.
+      if (this.batch.length === MAX_BATCH) this.readBatch();
+    }).then(decodeCached);
+  }
+
+  /**
+   * One script for every read of this turn: one INFO for all of them. Sent at once rather than
+   * through auto-pipelining, which would hold it for one more turn.
+   */
+  private readBatch(): void {
+    const batch = this.batch;
+    if (!batch) return; // sent already, full
+    this.batch = undefined;
+    const keys = batch.map((read) => read.key);
+    const connection = this.connection;
+    const send = (name: 'evalsha' | 'eval', script: string) => {
+      const command = new Command(name, [script, keys.length, ...keys], { replyEncoding: 'utf8' });
+      void (this.client as Redis).sendCommand(command);
+      return command.promise as Promise<Array<string | null>>;
+    };
+    send('evalsha', scriptSha(READ_CURRENT))
+      .catch((error: unknown) => {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+        return send('eval', READ_CURRENT);
+      })
+      .then(
+        (result) => {
+          if (connection === this.connection) this.reign = result[0] ?? '';
+          if (!result[0]) this.seekMaster();
+          for (let i = 0; i < batch.length; i++) batch[i].resolve(result[i + 1] ?? null);
+        },
+        (error: unknown) => {
+          this.warn('read', error);
+          for (const read of batch) read.resolve(null);
+        }
+      );
   }
 
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1) return this.delete(sid);
     try {
-      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
+      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [this.reign, String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
     } catch (error) {
       this.markStale(sid, 'write', error);
     }
@@ -62,7 +131,7 @@ export class RedisSessionCache extends SessionCache {
     if (this.stale.has(sid)) return undefined;
     const lease = `lease:${randomBytes(9).toString('base64url')}`;
     try {
-      return Number(await this.script(TAKE_LEASE, this.keyPrefix + sid, [lease, String(LEASE_MS)])) === 1 ? lease : undefined;
+      return Number(await this.script(TAKE_LEASE, this.keyPrefix + sid, [this.reign, lease, String(LEASE_MS)])) === 1 ? lease : undefined;
     } catch (error) {
       this.warn('lease', error);
       return undefined;
@@ -72,7 +141,7 @@ export class RedisSessionCache extends SessionCache {
   async fill(sid: string, lease: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1 || this.stale.has(sid)) return;
     try {
-      await this.script(FILL_IF_LEASED, this.keyPrefix + sid, [lease, String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
+      await this.script(FILL_IF_LEASED, this.keyPrefix + sid, [this.reign, lease, String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
     } catch (error) {
       this.warn('refill', error);
     }
@@ -84,6 +153,18 @@ export class RedisSessionCache extends SessionCache {
     } catch (error) {
       this.markStale(sid, 'delete', error);
     }
+  }
+
+  /**
+   * The server answered as a replica: a demoted master that kept this connection. Its reads are
+   * misses (the script serves nothing on a replica); a Sentinel client is sent to ask the Sentinels
+   * for the current master, at most once a second.
+   */
+  private seekMaster(): void {
+    const client = this.client as Redis;
+    if (!client.options?.sentinels?.length || performance.now() - this.lastSeek < 1_000) return;
+    this.lastSeek = performance.now();
+    client.disconnect(true);
   }
 
   /** EVALSHA, and EVAL once when the server does not know the script yet (after a restart, on a new cluster node). */
@@ -123,6 +204,9 @@ export class RedisSessionCache extends SessionCache {
     this.logger.warn(`Redis ${operation} failed, serving from the database: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+/** Reads per read script at most: about 100 µs of Redis time. */
+const MAX_BATCH = 128;
 
 const SCRIPTS = [READ_CURRENT, SET_IF_NEWER, TAKE_LEASE, FILL_IF_LEASED];
 const shas = new Map<string, string>();
