@@ -2,6 +2,8 @@ export { EzSessionModule } from './ez-session.module.js';
 export { EzSessionService, type ActiveSession } from './ez-session.service.js';
 export { Flash, Jwt, PublicRoute, RequireSession, Session, type SessionParamOptions } from './decorators/index.js';
 export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
+export { EzSessionHealthIndicator, type EzSessionDependencyHealth, type EzSessionHealth, type EzSessionHealthOptions } from './health/ez-session.health-indicator.js';
+export type { EzSessionMetrics } from './observability/session-telemetry.js';
 export { FlashBag } from './flash/flash-bag.js';
 export { createEzSessionEntities, type EzSessionRecord, type EzSessionRevokedRecord } from './storage/session.entities.js';
 export {

@@ -3,6 +3,8 @@ import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import type { HttpRequestLike } from '../http/http-request.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import { REFUSED, type CounterKey } from '../observability/instruments.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import type { SessionClaims } from '../token/session-claims.js';
@@ -26,7 +28,8 @@ export class SessionOpener {
     private readonly codec: SessionTokenCodec,
     private readonly revocations: RevocationRegistry,
     private readonly events: SessionEvents,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly telemetry: SessionTelemetry
   ) {}
 
   open(request: HttpRequestLike, owner: SessionOwner): RequestSession {
@@ -35,17 +38,23 @@ export class SessionOpener {
     const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
     let claims: SessionClaims | undefined;
     let fingerprint: string | undefined | null;
+    // Counted once per request that asks: here, unless its data is stored (then where the data comes from, see SessionManager).
+    let resolution: CounterKey | undefined = verdict.valid ? undefined : verdict.reason === 'absent' ? 'requestsNone' : ((REFUSED as Record<string, CounterKey>)[verdict.reason] ?? 'refusedMalformed');
     if (verdict.valid) {
       const candidate = verdict.claims;
       const bound = this.bindingOf(request);
       if (this.revocations.has(candidate.sid)) {
         // A revoked id: treated as no token, silently (the owner logged out or was logged out).
+        resolution = 'refusedRevoked';
       } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
+        resolution = 'refusedExpired';
         this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
         // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
+        resolution = 'refusedFingerprint';
         this.events.emit({ type: 'fingerprintMismatch', sid: candidate.sid });
       } else {
+        if (!candidate.stored) resolution = 'requestsClaims';
         claims = candidate;
         // A token signed with an older key is re-issued with the current one, so its binding hash is recomputed.
         fingerprint = verdict.key === 0 ? candidate.fp : null;
@@ -55,7 +64,10 @@ export class SessionOpener {
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
     const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
-    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, owner);
+    const session = new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, owner);
+    if (resolution) this.telemetry.count(resolution);
+    else session.uncounted = true;
+    return session;
   }
 
   private bindingOf(request: HttpRequestLike): string | undefined {

@@ -3,8 +3,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache, type CachedSession } from '../cache/session-cache.js';
 import { EZ_SESSION_CLOCK, toSeconds } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
-import { SessionClaimError, SessionLockTimeoutError } from '../ez-session.errors.js';
+import { SessionClaimError, SessionDataError, SessionLockTimeoutError } from '../ez-session.errors.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import type { CounterKey } from '../observability/instruments.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
@@ -38,7 +40,8 @@ export class SessionManager {
     private readonly writer: SessionWriter,
     private readonly revocations: RevocationRegistry,
     private readonly events: SessionEvents,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly telemetry: SessionTelemetry
   ) {}
 
   /**
@@ -53,7 +56,7 @@ export class SessionManager {
       session.attach(emptyDocument());
       return undefined;
     }
-    const loading = this.readStored(session);
+    const loading = this.telemetry.span('ezsession.load', session.sid, () => this.readStored(session));
     session.loading = loading;
     return loading;
   }
@@ -70,6 +73,7 @@ export class SessionManager {
     if (session.loading) await session.loading.catch(() => undefined);
     session.lock = await this.lock(session.sid);
     session.changed();
+    this.resolved(session, 'requestsStore');
     let row = session.lock.row;
     if (!row && session.stored) {
       // The token says stored but the row is gone (ended): a new session, whose fresh id needs no lock.
@@ -103,11 +107,14 @@ export class SessionManager {
       const changes = session.changes();
       if (changes.claimsChanged) this.assertTokenFits(session);
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
-        await this.writer.write(session, changes);
+        await this.telemetry.span('ezsession.write', session.sid, () => this.writer.write(session, changes));
       } else if (!handlerFailed) {
         await this.extendIfDue(session);
       }
       return this.tokenFor(session, changes);
+    } catch (error) {
+      if (error instanceof SessionDataError || error instanceof SessionClaimError) this.telemetry.count('writeRefusals');
+      throw error;
     } finally {
       await this.release(session);
     }
@@ -126,9 +133,13 @@ export class SessionManager {
    * version copied. A write that lands on the old row meanwhile makes that delete miss: the row is
    * copied again, so no acknowledged write is left behind in the old row.
    */
-  async regenerate(session: RequestSession): Promise<void> {
-    const previousSid = session.sid;
+  regenerate(session: RequestSession): Promise<void> {
     const sid = randomUUID();
+    return this.telemetry.span('ezsession.revoke', sid, () => this.regenerateTo(session, sid), session.sid);
+  }
+
+  private async regenerateTo(session: RequestSession, sid: string): Promise<void> {
+    const previousSid = session.sid;
     const createdAt = this.clock.now();
     let moved: SessionRow | undefined;
     await this.underLock(session, async (lock) => {
@@ -155,7 +166,11 @@ export class SessionManager {
   }
 
   /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
-  async destroy(session: RequestSession): Promise<void> {
+  destroy(session: RequestSession): Promise<void> {
+    return this.telemetry.span('ezsession.revoke', session.sid, () => this.destroyNow(session));
+  }
+
+  private async destroyNow(session: RequestSession): Promise<void> {
     const sid = session.sid;
     await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
     await this.cache.delete(sid);
@@ -167,7 +182,11 @@ export class SessionManager {
   }
 
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
-  async revoke(sid: string): Promise<void> {
+  revoke(sid: string): Promise<void> {
+    return this.telemetry.span('ezsession.revoke', sid, () => this.revokeNow(sid));
+  }
+
+  private async revokeNow(sid: string): Promise<void> {
     await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
     await this.cache.delete(sid);
     await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
@@ -179,6 +198,7 @@ export class SessionManager {
     return this.cache.get(session.sid).then((cached) => {
       // Redis expires the entry on its own time; the session's end is checked here, on the session clock.
       if (cached && cached.expiresAt > this.clock.now()) {
+        this.resolved(session, 'requestsCache');
         session.loading = undefined;
         if (!session.loaded) this.attachStored(session, cached);
         return undefined;
@@ -191,7 +211,9 @@ export class SessionManager {
   private async readRow(session: RequestSession): Promise<void> {
     try {
       const lease = await this.cache.lease(session.sid);
+      if (!lease) this.telemetry.count('refillsSkipped');
       const row = await this.repository.find(session.sid);
+      this.resolved(session, 'requestsStore');
       const found: CachedSession | undefined = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt, version: row.version };
       if (found && lease) await this.cache.fill(session.sid, lease, found, cacheTtl(this.options, found.expiresAt, this.clock.now()));
       if (session.loaded) return; // a locked read got there first
@@ -228,7 +250,7 @@ export class SessionManager {
    */
   private async extendIfDue(session: RequestSession): Promise<void> {
     if (!this.extensionDue(session)) return;
-    await this.repository.touch(session.sid, expiryFrom(this.options, this.clock.now(), session.createdAt * 1000));
+    await this.telemetry.span('ezsession.write', session.sid, () => this.repository.touch(session.sid, expiryFrom(this.options, this.clock.now(), session.createdAt * 1000)));
     await this.cache.delete(session.sid);
   }
 
@@ -283,10 +305,23 @@ export class SessionManager {
     }
   }
 
+  /** A request that ended without reading its stored data was served from its claims alone. */
+  countUnread(session: RequestSession): void {
+    this.resolved(session, 'requestsClaims');
+  }
+
+  /** Counts a request with a stored session once, by where its data came from (see SessionOpener). */
+  private resolved(session: RequestSession, key: CounterKey): void {
+    if (!session.uncounted) return;
+    session.uncounted = false;
+    this.telemetry.count(key);
+  }
+
   private async lock(sid: string): Promise<SessionLock> {
     try {
-      return await this.repository.lock(sid);
+      return await this.telemetry.span('ezsession.lock', sid, () => this.repository.lock(sid));
     } catch (error) {
+      if (error instanceof SessionLockTimeoutError) this.telemetry.count('lockTimeouts');
       if (error instanceof SessionLockTimeoutError) this.events.emit({ type: 'lockTimeout', sid });
       throw error;
     }

@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
+import type { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { addVersionColumnStatement, columnsQuery, createTableStatements, revokedTableName } from './session-table.sql.js';
@@ -64,7 +65,8 @@ export class SessionRepository {
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: ResolvedOptions,
-    private readonly clock: EzSessionClock
+    private readonly clock: EzSessionClock,
+    private readonly telemetry: SessionTelemetry
   ) {
     this.pool = sqlPoolOf(dataSource, options.dialect);
     this.table = dataSource.driver.escape(options.tableName);
@@ -82,6 +84,7 @@ export class SessionRepository {
       const [{ version }] = await this.dataSource.query('SELECT VERSION() AS version');
       this.lockAndReadInOne = /mariadb/i.test(String(version));
     }
+    this.telemetry.storeSystem = this.options.dialect === 'sqlite' ? 'sqlite' : this.lockAndReadInOne ? 'mariadb' : 'mysql';
     const columns = await this.columns();
     if (this.options.createTable) {
       for (const statement of createTableStatements(this.options.dialect, this.options.tableName)) await this.dataSource.query(statement);
@@ -167,6 +170,7 @@ export class SessionRepository {
     try {
       connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
       const row = this.options.dialect === 'mysql' ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
+      this.telemetry.record('ezsession.lock.wait', (performance.now() - deadline + timeoutMs) / 1000);
       return this.heldLock(sid, row, connection, leaveQueue);
     } catch (error) {
       connection?.release();
@@ -311,6 +315,7 @@ export class SessionRepository {
 
   /** Store failures become a 503 that names the cause; lock timeouts pass through as they are. */
   private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[]): Promise<SqlOutcome> {
+    this.telemetry.roundTrip(this.telemetry.storeSystem, sql);
     try {
       return await connection.run(sql, params, timeoutMs, () => new SessionStoreUnavailableError(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`)));
     } catch (error) {
