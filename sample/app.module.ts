@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Logger, Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { EzSessionModule, type EzSessionModuleOptions } from '../lib/index.js';
 import { ApiController } from './api.controller.js';
 import { AppController } from './app.controller.js';
+import { ObservabilityController } from './observability.controller.js';
 
 /** Where the embedded store keeps its file when MYSQL_URL is not set (relative to the working directory). */
 export const SQLITE_FILE = 'sample/ezsession.sqlite';
@@ -49,7 +51,7 @@ function withoutPassword(url: string): string {
 
 @Module({
   // forRootAsync: the options are built when the module is created, so the environment is read then.
-  imports: [EzSessionModule.forRootAsync({ useFactory: () => sessionOptions() })],
-  controllers: [AppController, ApiController]
+  imports: [EzSessionModule.forRootAsync({ useFactory: () => sessionOptions() }), TerminusModule],
+  controllers: [AppController, ApiController, ObservabilityController]
 })
 export class AppModule {}
