@@ -28,21 +28,9 @@ export async function loadOpenTelemetry(): Promise<Api | undefined> {
  */
 export function openTelemetrySink(api: Api, telemetry: SessionTelemetry): TelemetrySink & { close(): void } {
   const meter = api.metrics.getMeter(SCOPE);
-  const observables = new Map<InstrumentName, OpenTelemetryApi.Observable>();
-  const histograms = new Map<HistogramName, OpenTelemetryApi.Histogram>();
-  for (const [name, { kind, unit, description }] of Object.entries(INSTRUMENTS) as Array<[InstrumentName, (typeof INSTRUMENTS)[InstrumentName]]>) {
-    const options = { unit, description, valueType: api.ValueType.INT };
-    if (kind === 'counter') observables.set(name, meter.createObservableCounter(name, options));
-    else if (kind === 'gauge') observables.set(name, meter.createObservableGauge(name, options));
-    else {
-      const boundaries = name === 'ezsession.lock.wait' ? LOCK_WAIT_BUCKETS : REVOCATION_DELAY_BUCKETS;
-      histograms.set(name as HistogramName, meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: boundaries } }));
-    }
-  }
-  const collect: OpenTelemetryApi.BatchObservableCallback = (result) => {
-    telemetry.observe((instrument, value, attributes) => result.observe(observables.get(instrument)!, value, attributes));
-  };
-  meter.addBatchObservableCallback(collect, [...observables.values()]);
+  const instruments = (bridges.get(meter) ?? bridges.set(meter, new MeterBridge(api, meter)).get(meter))!;
+  instruments.live.add(telemetry);
+  const histograms = instruments.histograms;
 
   const tracer = api.trace.getTracer(SCOPE);
   const { context, trace, SpanKind, SpanStatusCode } = api;
@@ -71,7 +59,66 @@ export function openTelemetrySink(api: Api, telemetry: SessionTelemetry): Teleme
       );
     },
     close() {
-      meter.removeBatchObservableCallback(collect, [...observables.values()]);
+      instruments.retire(telemetry);
     }
   };
 }
+
+/**
+ * The instruments of one meter, made once per process: several apps in a process (a spec's, say)
+ * report through the same ones, each counter being the sum over the apps running and those that
+ * have closed, so that it never goes down; gauges are those of the apps running.
+ */
+class MeterBridge {
+  readonly live = new Set<SessionTelemetry>();
+  readonly histograms = new Map<HistogramName, OpenTelemetryApi.Histogram>();
+  private readonly observables = new Map<InstrumentName, OpenTelemetryApi.Observable>();
+  /** What closed apps counted, by instrument and attributes. */
+  private readonly retired = new Map<string, { instrument: InstrumentName; attributes: AttributeSet; value: number }>();
+
+  constructor(api: Api, meter: OpenTelemetryApi.Meter) {
+    for (const [name, { kind, unit, description }] of Object.entries(INSTRUMENTS) as Array<[InstrumentName, (typeof INSTRUMENTS)[InstrumentName]]>) {
+      const options = { unit, description, valueType: api.ValueType.INT };
+      if (kind === 'counter') this.observables.set(name, meter.createObservableCounter(name, options));
+      else if (kind === 'gauge') this.observables.set(name, meter.createObservableGauge(name, options));
+      else {
+        const boundaries = name === 'ezsession.lock.wait' ? LOCK_WAIT_BUCKETS : REVOCATION_DELAY_BUCKETS;
+        this.histograms.set(name as HistogramName, meter.createHistogram(name, { unit, description, advice: { explicitBucketBoundaries: boundaries } }));
+      }
+    }
+    meter.addBatchObservableCallback((result) => this.collect(result), [...this.observables.values()]);
+  }
+
+  retire(telemetry: SessionTelemetry): void {
+    if (!this.live.delete(telemetry)) return;
+    telemetry.observe((instrument, value, attributes) => {
+      if (INSTRUMENTS[instrument].kind !== 'counter') return;
+      const key = `${instrument}\n${JSON.stringify(attributes)}`;
+      const known = this.retired.get(key);
+      if (known) known.value += value;
+      else this.retired.set(key, { instrument, attributes, value });
+    });
+  }
+
+  /** Runs when a reader collects (a scrape): the only place that allocates, never on a request. */
+  private collect(result: OpenTelemetryApi.BatchObservableResult): void {
+    if (this.live.size === 1 && this.retired.size === 0) {
+      // The usual case: one app, reported as it counts.
+      for (const telemetry of this.live) telemetry.observe((instrument, value, attributes) => result.observe(this.observables.get(instrument)!, value, attributes));
+      return;
+    }
+    const sums = new Map<string, { instrument: InstrumentName; attributes: AttributeSet; value: number }>();
+    for (const [key, { instrument, attributes, value }] of this.retired) sums.set(key, { instrument, attributes, value });
+    for (const telemetry of this.live) {
+      telemetry.observe((instrument, value, attributes) => {
+        const key = `${instrument}\n${JSON.stringify(attributes)}`;
+        const known = sums.get(key);
+        if (known) known.value += value;
+        else sums.set(key, { instrument, attributes, value });
+      });
+    }
+    for (const { instrument, attributes, value } of sums.values()) result.observe(this.observables.get(instrument)!, value, attributes);
+  }
+}
+
+const bridges = new WeakMap<OpenTelemetryApi.Meter, MeterBridge>();
