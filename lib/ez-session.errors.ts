@@ -32,6 +32,7 @@ export class SessionLockTimeoutError extends HttpException {
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'SessionLockTimeout',
+        code: 'SESSION_LOCK_TIMEOUT',
         message: `The session is busy: its lock was not obtained within ${lockTimeout}s. Nothing was written; retry the request.`
       },
       HttpStatus.SERVICE_UNAVAILABLE
@@ -40,7 +41,14 @@ export class SessionLockTimeoutError extends HttpException {
   }
 }
 
-/** The durable store could not be reached; the request wrote nothing and no token was issued. */
+/** What every client is told of a store failure, in every transport. */
+export const STORE_UNAVAILABLE_MESSAGE = 'The session store is unavailable. Nothing was written; retry the request.';
+
+/**
+ * The durable store could not be reached; the request wrote nothing and no token was issued. The
+ * client is told only that: the driver's message (hosts, ports, table, column and collation names)
+ * stays in `cause` and in the app's log (context `EzSession`), never in the answer.
+ */
 export class SessionStoreUnavailableError extends HttpException {
   readonly code: SessionErrorCode = 'SESSION_STORE_UNAVAILABLE';
 
@@ -49,7 +57,8 @@ export class SessionStoreUnavailableError extends HttpException {
       {
         statusCode: HttpStatus.SERVICE_UNAVAILABLE,
         error: 'SessionStoreUnavailable',
-        message: `The session store is unavailable: ${cause instanceof Error ? cause.message : String(cause)}. Nothing was written; retry the request.`
+        code: 'SESSION_STORE_UNAVAILABLE',
+        message: STORE_UNAVAILABLE_MESSAGE
       },
       HttpStatus.SERVICE_UNAVAILABLE,
       { cause }
@@ -63,9 +72,10 @@ export class SessionDataError extends HttpException {
   readonly code: SessionErrorCode;
 
   constructor(message: string, status: HttpStatus = HttpStatus.UNPROCESSABLE_ENTITY) {
-    super({ statusCode: status, error: 'SessionDataError', message }, status);
+    const code: SessionErrorCode = status === HttpStatus.PAYLOAD_TOO_LARGE ? 'SESSION_TOO_LARGE' : 'SESSION_DATA_INVALID';
+    super({ statusCode: status, error: 'SessionDataError', code, message }, status);
     this.name = 'SessionDataError';
-    this.code = status === HttpStatus.PAYLOAD_TOO_LARGE ? 'SESSION_TOO_LARGE' : 'SESSION_DATA_INVALID';
+    this.code = code;
   }
 }
 
@@ -75,7 +85,7 @@ export class SessionClaimError extends HttpException {
 
   constructor(message: string) {
     super(
-      { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'SessionClaimError', message },
+      { statusCode: HttpStatus.UNPROCESSABLE_ENTITY, error: 'SessionClaimError', code: 'SESSION_CLAIM_INVALID', message },
       HttpStatus.UNPROCESSABLE_ENTITY
     );
     this.name = 'SessionClaimError';

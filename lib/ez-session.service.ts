@@ -1,9 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, type ExecutionContext } from '@nestjs/common';
+import { EZ_SESSION_CLOCK } from './clock/session-clock.js';
+import type { EzSessionClock } from './interfaces/ez-session-options.interface.js';
+import { exemptionKey, RevocationRegistry, type SessionRedis } from './revocation/revocation.registry.js';
+import { userRevocationEnd } from './session/session-lifetime.js';
 import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import type { ResolvedOptions } from './options/resolved-options.js';
-import type { SessionRedis } from './revocation/revocation.registry.js';
 import { SessionGarbageCollector } from './storage/session-gc.js';
 import { decodeDocument } from './session/session-document.js';
+import type { RegenerateOptions } from './session/regenerate-options.js';
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionManager } from './session/session.manager.js';
 import { SessionRepository } from './storage/session.repository.js';
@@ -33,7 +38,9 @@ export class EzSessionService {
     private readonly gcRunner: SessionGarbageCollector,
     private readonly telemetry: SessionTelemetry,
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
+    private readonly revocations: RevocationRegistry,
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {}
 
   /**
@@ -69,13 +76,15 @@ export class EzSessionService {
   }
 
   /**
-   * Gives the current request's session a new id, keeping its data and claims, and revokes the old
-   * id everywhere. Call it on login and on every privilege change (session fixation). Works from
-   * any handler, guard or service that has the request; the new token goes out with the response.
+   * Gives the current request's session a new id and revokes the old id everywhere. Call it on
+   * login and on every privilege change (session fixation). Without options it keeps all data,
+   * flash and claims; `{ keep: ['cart'] }` keeps only what it names (see RegenerateOptions), which
+   * is what a login wants. Works from any handler, guard or service that has the request; the new
+   * token goes out with the response.
    */
-  async regenerate(context: ExecutionContext | object): Promise<void> {
+  async regenerate(context: ExecutionContext | object, options?: RegenerateOptions): Promise<void> {
     const session = this.requests.writable(context, 'regenerate');
-    await this.requests.translated(session, this.sessions.regenerate(session));
+    await this.requests.translated(session, this.sessions.regenerate(session, options));
   }
 
   /** Deletes the current request's session, revokes its id and clears the cookie (logout), from any handler or resolver. */
@@ -96,11 +105,27 @@ export class EzSessionService {
     return rows.map((row) => ({ sid: row.sid, createdAt: new Date(row.createdAt), updatedAt: new Date(row.updatedAt), expiresAt: new Date(row.expiresAt) }));
   }
 
-  /** Revokes every stored session of a user, except one (e.g. the current one after a password change). Returns how many. */
+  /**
+   * Logs a user out everywhere, except one session (e.g. the current one after a password change):
+   * every token of the user's sessions begun before the call is refused from now on, on every
+   * instance (within `revocationSyncInterval` while pub/sub is down), stored or not (with
+   * `userId: { claim }`, also sessions that store nothing); each stored session is revoked by id.
+   * Returns once a login after it can no longer be mistaken for an earlier one (at most a second
+   * later: tokens count time in whole seconds). Returns how many stored sessions were revoked.
+   */
   async revokeAllForUser(userId: string | number, options: { except?: string } = {}): Promise<number> {
     this.requireUserIdOption('revokeAllForUser');
-    const sessions = (await this.repository.findByUser(String(userId))).filter((session) => session.sid !== options.except);
+    const id = String(userId);
+    // Every session begun in this second or earlier: the next whole second is the cut-off.
+    const cutoff = Math.floor(this.clock.now() / 1000) + 1;
+    const until = userRevocationEnd(this.options, cutoff * 1000);
+    await this.repository.revokeUser(this.revocations.userKey(id), cutoff * 1000, until, options.except === undefined ? undefined : exemptionKey(id, options.except));
+    await this.revocations.announceUser(id, cutoff, until, options.except);
+    const sessions = (await this.repository.findByUser(id)).filter((session) => session.sid !== options.except);
     for (const session of sessions) await this.sessions.revoke(session.sid);
+    // A login right after this returns must not fall in the cut-off's second (a real-time wait: a test's clock may stand still).
+    const wait = cutoff * 1000 - this.clock.now();
+    if (wait > 0) await sleep(Math.min(wait, 1000));
     return sessions.length;
   }
 

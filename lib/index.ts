@@ -1,5 +1,6 @@
 export { EzSessionModule } from './ez-session.module.js';
 export { EzSessionService, type ActiveSession } from './ez-session.service.js';
+export type { RegenerateOptions } from './session/regenerate-options.js';
 export { Flash, Jwt, PublicRoute, RequireSession, Session, type SessionParamOptions } from './decorators/index.js';
 export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
 export { EzSessionHealthIndicator, type EzSessionDependencyHealth, type EzSessionHealth, type EzSessionHealthOptions } from './health/ez-session.health-indicator.js';

@@ -18,7 +18,7 @@ export class ApiController {
   async login(@Req() request: object, @Body() body: { name?: unknown } | undefined, @Session() session: SessionData, @Jwt() jwt: Claims) {
     const name = cleanName(body?.name);
     if (!name) throw new BadRequestException('Send a JSON body {"name": "..."} with a name of 1 to 40 characters');
-    await this.sessions.regenerate(request);
+    await this.sessions.regenerate(request, { keep: ['counter'] });
     session.user = { name };
     jwt.role = 'member';
     return { user: { name }, role: 'member' };

@@ -48,7 +48,8 @@ export class AppController {
       return;
     }
     // A new session id at login: an id someone planted in this browser beforehand is worth nothing.
-    await this.sessions.regenerate(request);
+    // Only the counter outlives the login: anything else in the visitor's session (a planted returnTo, say) goes.
+    await this.sessions.regenerate(request, { keep: ['counter'] });
     session.user = { name: clean };
     jwt.role = 'member';
     flash.set('notice', `Logged in as ${clean}`);

@@ -26,6 +26,12 @@ export class FlashBag {
     this.consumed.clear();
   }
 
+  /** A regeneration kept only these keys: the others, left earlier or set in this request, are gone. */
+  retain(keys: ReadonlySet<string>): void {
+    for (const key of [...this.outgoing.keys()]) if (!keys.has(key)) this.outgoing.delete(key);
+    for (const key of [...this.consumed.keys()]) if (!keys.has(key)) this.consumed.delete(key);
+  }
+
   set(key: string, value: unknown): void {
     if (this.readonlyReader !== undefined) throw new ReadonlySessionError(`flash.${key}`, this.readonlyReader);
     // The store writes `flash[key]`: "__proto__" would set the record's prototype and the value would be lost.

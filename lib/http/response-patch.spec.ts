@@ -70,11 +70,21 @@ describe('errorPatch', () => {
     assert.deepEqual(errorPatch(error), {
       kind: 'error',
       status: 503,
-      body: JSON.stringify({ statusCode: 503, error: 'SessionLockTimeout', message: 'The session is busy: its lock was not obtained within 2.5s. Nothing was written; retry the request.' }),
+      body: JSON.stringify({ statusCode: 503, error: 'SessionLockTimeout', code: 'SESSION_LOCK_TIMEOUT', message: 'The session is busy: its lock was not obtained within 2.5s. Nothing was written; retry the request.' }),
       headers: [...JSON_HEADERS, ['retry-after', '3']]
     });
     const patch = errorPatch(new SessionLockTimeoutError(0.1));
     assert.deepEqual(patch.headers.at(-1), ['retry-after', '1']);
+  });
+
+  it("answers a store failure with a generic message and a stable code, never the driver's text", () => {
+    const patch = errorPatch(new SessionStoreUnavailableError(new Error("connect ECONNREFUSED 127.0.0.1:3330; Incorrect string value for column `user_id` in ez_sessions (utf8mb4_bin)")));
+    assert.deepEqual(patch.kind === 'error' && JSON.parse(patch.body), {
+      statusCode: 503,
+      error: 'SessionStoreUnavailable',
+      code: 'SESSION_STORE_UNAVAILABLE',
+      message: 'The session store is unavailable. Nothing was written; retry the request.'
+    });
   });
 
   it('gives no Retry-After to other 503s', () => {
@@ -86,7 +96,7 @@ describe('errorPatch', () => {
   it('answers a session over maxSessionBytes with 413', () => {
     const patch = errorPatch(new SessionDataError('too big', 413));
     assert.equal(patch.kind === 'error' && patch.status, 413);
-    assert.equal(patch.kind === 'error' && patch.body, '{"statusCode":413,"error":"SessionDataError","message":"too big"}');
+    assert.equal(patch.kind === 'error' && patch.body, '{"statusCode":413,"error":"SessionDataError","code":"SESSION_TOO_LARGE","message":"too big"}');
   });
 
   it('answers anything else with a plain 500 that does not tell what went wrong', () => {

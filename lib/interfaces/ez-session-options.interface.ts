@@ -84,7 +84,8 @@ export interface EzSessionModuleOptions {
    */
   database: DataSourceOptions | DataSource;
   /**
-   * The cache, and the channel that spreads revocations: a `redis://` URL, ioredis options (with
+   * The cache, and the channel that spreads revocations: a `redis://` or `rediss://` URL (any other
+   * scheme is refused at boot), ioredis options (with
    * `sentinels` and `name` for Sentinel), `{ cluster: nodes, options }` for a Redis Cluster, or an
    * ioredis `Redis` or `Cluster` client (used as is, never closed by EzSession). Omitted: an
    * in-process cache, fit for one instance only (a warning says so at boot).

@@ -187,6 +187,22 @@ describe('resolveOptions', () => {
       assert.doesNotThrow(() => resolve({ database: { type: 'mysql' } }));
     });
 
+    it('refuses a Redis url whose scheme is not redis: or rediss:, or that is not a URL', () => {
+      refuses({ redis: 'http://127.0.0.1:6420' }, 'redis', 'has the scheme "http:": use redis://host:port or rediss://host:port (TLS)');
+      for (const redis of ['https://cache:6379', 'unix:///run/redis.sock', 'localhost:6379', 'tcp://cache:6379']) refuses({ redis }, 'redis');
+      refuses({ redis: '127.0.0.1:6379' }, 'redis', 'is not a URL: use redis://host:port or rediss://host:port (got "127.0.0.1:6379")');
+      refuses({ redis: '' }, 'redis');
+      // The password never reaches the message.
+      assert.throws(() => resolve({ redis: 'not a url user:hunter2@cache' }), (error: Error) => !error.message.includes('hunter2'));
+    });
+
+    it('accepts redis: and rediss: urls (any case), option objects and clients unchanged', () => {
+      for (const redis of ['redis://127.0.0.1:6379', 'rediss://:secret@cache.internal:6380/2', 'REDIS://cache', 'redis://']) assert.equal(resolve({ redis }).redis, redis);
+      const options = { host: 'cache', port: 6379 };
+      assert.equal(resolve({ redis: options }).redis, options);
+      assert.equal(resolve({}).redis, undefined);
+    });
+
     it('refuses a table name that is not an identifier of at most 56 characters', () => {
       for (const tableName of ['1sessions', 'ez-sessions', 'ez sessions', '', `t${'x'.repeat(56)}`]) refuses({ tableName }, 'tableName');
     });

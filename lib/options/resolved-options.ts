@@ -83,7 +83,7 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     keys,
     database,
     dialect,
-    redis: options.redis,
+    redis: resolveRedis(options.redis),
     cookie,
     headerName,
     tableName,
@@ -150,6 +150,29 @@ function resolveDatabase(database: EzSessionModuleOptions['database']): { databa
   }
   if (SQLITE_TYPES.has(type)) return { database, dialect: 'sqlite' };
   throw new EzSessionConfigError('database.type', `"${type}" is not supported: use 'mysql' or 'mariadb' (production), or 'sqljs', 'better-sqlite3' or 'sqlite' (embedded, one process)`);
+}
+
+/**
+ * ioredis reads any other scheme as a Unix socket path (`http://host:6379` connects to
+ * `//host:6379` and only warns, forever): refused here, like a bad MySQL url.
+ */
+function resolveRedis(redis: EzSessionModuleOptions['redis']): ResolvedOptions['redis'] {
+  if (typeof redis !== 'string') return redis;
+  let url: URL;
+  try {
+    url = new URL(redis);
+  } catch {
+    throw new EzSessionConfigError('redis', `is not a URL: use redis://host:port or rediss://host:port (got ${JSON.stringify(redactedUrl(redis))})`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new EzSessionConfigError('redis', `has the scheme "${url.protocol}": use redis://host:port or rediss://host:port (TLS)`);
+  }
+  return redis;
+}
+
+/** A URL as it may appear in an error: nothing before an `@`, where a password would be. */
+function redactedUrl(value: string): string {
+  return value.replace(/^.*@/s, '***@');
 }
 
 function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): ResolvedOptions['cookie'] {

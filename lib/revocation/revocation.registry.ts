@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
 import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
@@ -24,6 +25,12 @@ export interface SessionRedis {
 export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('EzSession');
   private readonly revoked = new Map<string, number>();
+  /** Per-user cut-offs (`revokeAllForUser`), by userKey: sessions created before `cutoff` (seconds) are refused until `until` (ms). */
+  private readonly users = new Map<string, { cutoff: number; until: number }>();
+  /** The session `revokeAllForUser(id, { except })` spared, by exemptionKey, for the cut-off it was spared from. */
+  private readonly exemptions = new Map<string, { cutoff: number; until: number }>();
+  /** userKey of recent user ids: a request of a revoked user's app hashes its id once, not on every request. */
+  private readonly keysOf = new Map<string, string>();
   private readonly listeners = new Set<(sid: string) => void>();
   private readonly channel: string;
   private subscriber: Redis | Cluster | undefined;
@@ -49,6 +56,33 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
       this.timer = setInterval(() => void this.resync().catch(() => undefined), this.options.revocationSyncInterval * 1000);
       this.timer.unref();
     }
+  }
+
+  /** How many revocations (ids, users, exemptions) this instance holds in memory (expired ones go at the next sync). */
+  get size(): number {
+    return this.revoked.size + this.users.size + this.exemptions.size;
+  }
+
+  /**
+   * Whether a session's user was logged out everywhere after the session began: its id (from the
+   * `userId` claim) has a cut-off later than the session's creation (`sct`, seconds), and this
+   * session was not the one spared. No I/O; nothing to do while no user has been revoked.
+   */
+  refusesUser(sid: string, sct: number, claims: Readonly<Record<string, unknown>>): boolean {
+    if (this.users.size === 0) return false;
+    const source = this.options.userId;
+    if (!source || !('claim' in source)) return false;
+    const value = claims[source.claim];
+    if (typeof value !== 'string' && typeof value !== 'number') return false;
+    const id = String(value);
+    const key = this.userKey(id);
+    const cut = this.users.get(key);
+    if (!cut || sct >= cut.cutoff) return false;
+    if (cut.until <= this.clock.now()) {
+      this.users.delete(key);
+      return false;
+    }
+    return this.exemptions.get(exemptionKey(id, sid))?.cutoff !== cut.cutoff;
   }
 
   has(sid: string): boolean {
@@ -81,12 +115,49 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     });
   }
 
+  /**
+   * Records a per-user cut-off here and tells the other instances: every session of `userId`
+   * created before `cutoff` (seconds) is refused, but the one whose id is `except`. The caller has
+   * written the rows; one message carries the cut-off and its exemption, so no instance ever has
+   * the one without the other.
+   */
+  async announceUser(userId: string, cutoff: number, until: number, except?: string): Promise<void> {
+    const key = this.userKey(userId);
+    const spared = except === undefined ? undefined : exemptionKey(userId, except);
+    this.rememberUser(key, cutoff, until, spared);
+    this.telemetry.count('revocationsSent');
+    const client = this.redis.client;
+    if (!client) return;
+    const message = `${key} ${until} ${cutoff}${spared ? ` ${spared}` : ''}`;
+    await (this.sharded ? (client as Cluster).spublish(this.channel, message) : client.publish(this.channel, message)).catch((error: Error) => {
+      this.logger.warn(`Could not announce a revocation over Redis (${error.message}); other instances learn it at their next sync`);
+    });
+  }
+
   /** Re-reads tombstones written since the last sync (with a margin for clock differences) and drops expired ones. */
   async resync(): Promise<void> {
     const startedAt = this.clock.now();
-    for (const { sid, until } of await this.repository.revokedSince(this.syncedAt - 60_000)) this.remember(sid, until);
+    const rows = await this.repository.revokedSince(this.syncedAt - 60_000);
+    // Exemptions before cut-offs: a cut-off is never in force here without the exemption written with it.
+    for (const { sid, until, revokedAt } of rows) if (sid.startsWith(EXEMPTION)) this.rememberSpared(sid, revokedAt / 1000, until);
+    for (const { sid, until, revokedAt } of rows) {
+      if (sid.startsWith(USER)) this.rememberUser(sid, revokedAt / 1000, until, undefined);
+      else if (!sid.startsWith(EXEMPTION)) this.remember(sid, until);
+    }
     this.syncedAt = startedAt;
     for (const [sid, until] of this.revoked) if (until <= startedAt) this.revoked.delete(sid);
+    for (const map of [this.users, this.exemptions]) for (const [key, { until }] of map) if (until <= startedAt) map.delete(key);
+  }
+
+  /** The key a user's cut-off has in memory, in messages and in the tombstone table: `u` + 35 characters of a SHA-256 of the id. */
+  userKey(userId: string): string {
+    let key = this.keysOf.get(userId);
+    if (key === undefined) {
+      key = USER + digest(`user\n${userId}`);
+      if (this.keysOf.size >= 10_000) this.keysOf.clear();
+      this.keysOf.set(userId, key);
+    }
+    return key;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -160,12 +231,29 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   }
 
   private received(message: string): void {
-    const [sid, until, sentAt] = message.split(' ');
+    const [sid, until, cutoff, spared] = message.split(' ');
     if (!sid || !(Number(until) > 0)) return;
     this.telemetry.count('revocationsReceived');
-    // An instance's own message comes back to it too: only what others sent says how long propagation takes.
-    if (sentAt !== undefined && !this.revoked.has(sid)) this.telemetry.record('ezsession.revocation.delay', Math.max(0, this.clock.now() - Number(sentAt)) / 1000);
-    this.remember(sid, Number(until));
+    if (sid.startsWith(USER)) {
+      if (Number(cutoff) > 0) this.rememberUser(sid, Number(cutoff), Number(until), spared?.startsWith(EXEMPTION) ? spared : undefined);
+    } else {
+      // A session's message carries the time it was sent third. An instance's own message comes back
+      // to it too: only what others sent says how long propagation takes.
+      const sentAt = cutoff;
+      if (sentAt !== undefined && !this.revoked.has(sid)) this.telemetry.record('ezsession.revocation.delay', Math.max(0, this.clock.now() - Number(sentAt)) / 1000);
+      this.remember(sid, Number(until));
+    }
+  }
+
+  private rememberUser(key: string, cutoff: number, until: number, spared: string | undefined): void {
+    if (spared) this.rememberSpared(spared, cutoff, until);
+    const known = this.users.get(key);
+    if (!known || cutoff > known.cutoff) this.users.set(key, { cutoff, until: Math.max(until, known?.until ?? 0) });
+  }
+
+  private rememberSpared(key: string, cutoff: number, until: number): void {
+    const known = this.exemptions.get(key);
+    if (!known || cutoff > known.cutoff) this.exemptions.set(key, { cutoff, until });
   }
 
   /** Subscribes, then reads back from MySQL the messages missed while not subscribed. */
@@ -179,6 +267,22 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     }
     await this.resync().catch(() => undefined);
   }
+}
+
+/**
+ * Rows of the tombstone table that are no session id (session ids are UUIDs, in hex): `u…` a
+ * user's cut-off, `x…` the session it spared. 36 characters, as the `sid` column holds.
+ */
+const USER = 'u';
+const EXEMPTION = 'x';
+
+/** The key of the session `revokeAllForUser(userId, { except: sid })` spares. */
+export function exemptionKey(userId: string, sid: string): string {
+  return EXEMPTION + digest(`spared\n${userId}\n${sid}`);
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 35);
 }
 
 function isCluster(client: Redis | Cluster): client is Cluster {

@@ -5,6 +5,7 @@ import type { SessionLock } from '../storage/session.repository.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
 import { ChangeTracker } from './change-tracker.js';
 import { readonlyView } from './readonly-view.js';
+import { retainKeys, type KeptNames } from './regenerate-options.js';
 import { assertJsonSafe, emptyDocument, serializedValue, type SessionDocument } from './session-document.js';
 
 /** What a request changed, collected once the handler has returned. */
@@ -150,6 +151,21 @@ export class RequestSession {
     this.dataBaseline = () => ({});
     if (this.document) this.document.flash = {};
     this.flashBag?.forgetIncoming();
+  }
+
+  /**
+   * Regeneration with `keep`: what the request holds of the session (the data and flash it read,
+   * its claims, what it set so far) loses every name not kept. Changed in place, so the objects a
+   * handler was given (`@Session()`, `@Jwt()`, `@Flash()`) stay the ones that count; the removals are
+   * not changes to write, the new row is already without them.
+   */
+  retain(keep: KeptNames): void {
+    if (this.document) {
+      retainKeys(this.document.data, keep.data);
+      retainKeys(this.document.flash, keep.flash);
+    }
+    this.flashBag?.retain(keep.flash);
+    retainKeys(this.claims.target, keep.claims);
   }
 
   /** Moves to a new id keeping data and claims (regeneration). */

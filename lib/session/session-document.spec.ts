@@ -11,7 +11,7 @@ function refused(action: () => unknown, message: string, status = 422): void {
     assert.ok(error instanceof SessionDataError, `expected a SessionDataError, got ${String(error)}`);
     assert.equal(error.message, message);
     assert.equal(error.getStatus(), status);
-    assert.deepEqual(error.getResponse(), { statusCode: status, error: 'SessionDataError', message });
+    assert.deepEqual(error.getResponse(), { statusCode: status, error: 'SessionDataError', code: status === 413 ? 'SESSION_TOO_LARGE' : 'SESSION_DATA_INVALID', message });
     return true;
   });
 }

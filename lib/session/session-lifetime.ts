@@ -18,3 +18,11 @@ export function cacheTtl(options: Lifetimes, expiresAt: number, now: number): nu
 export function revocationEnd(options: Lifetimes, now: number): number {
   return now + (options.idleTimeout + options.clockSkew) * 1000;
 }
+
+/**
+ * How long a user's cut-off (`revokeAllForUser`) must be kept: until every session begun before
+ * it has passed its absolute timeout, however often its token was renewed meanwhile.
+ */
+export function userRevocationEnd(options: Lifetimes, cutoffMs: number): number {
+  return cutoffMs + (options.absoluteTimeout + options.clockSkew) * 1000;
+}

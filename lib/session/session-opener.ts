@@ -43,8 +43,8 @@ export class SessionOpener {
     if (verdict.valid) {
       const candidate = verdict.claims;
       const bound = this.bindingOf(request);
-      if (this.revocations.has(candidate.sid)) {
-        // A revoked id: treated as no token, silently (the owner logged out or was logged out).
+      if (this.revocations.has(candidate.sid) || this.revocations.refusesUser(candidate.sid, candidate.sct, candidate.custom)) {
+        // A revoked id, or a user logged out everywhere since the session began: treated as no token, silently.
         resolution = 'refusedRevoked';
       } else if (candidate.sct + this.options.absoluteTimeout <= exactNow) {
         resolution = 'refusedExpired';

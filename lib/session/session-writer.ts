@@ -12,6 +12,7 @@ import { SessionRepository, type SessionRow, type Via } from '../storage/session
 import type { RequestSession, SessionChanges } from './request-session.js';
 import { cacheTtl, expiryFrom } from './session-lifetime.js';
 import { decodeStored, emptyDocument, encodeDocument, isEmptyDocument, type SessionDocument } from './session-document.js';
+import { userIdOf } from './user-id.js';
 
 /** What a write starts from: the row version it read (none: no row yet) and the document to store. */
 interface Base {
@@ -297,10 +298,7 @@ export class SessionWriter {
   }
 
   private userIdOf(session: RequestSession, document: SessionDocument): string | null {
-    const source = this.options.userId;
-    if (!source) return null;
-    const value = 'session' in source ? document.data[source.session] : session.customClaims[source.claim];
-    return typeof value === 'string' || typeof value === 'number' ? String(value).slice(0, 191) : null;
+    return userIdOf(this.options.userId, document.data, session.customClaims);
   }
 }
 

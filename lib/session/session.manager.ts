@@ -12,10 +12,12 @@ import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
 import { MAX_TOKEN_BYTES, SessionTokenCodec } from '../token/session-token.codec.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
-import { decodeStored, emptyDocument } from './session-document.js';
+import { keptNames, retainKeys, type KeptNames, type RegenerateOptions } from './regenerate-options.js';
+import { decodeStored, emptyDocument, encodeDocument } from './session-document.js';
 import { SessionEvents } from './session-events.js';
 import { cacheTtl, expiryFrom, revocationEnd } from './session-lifetime.js';
 import { SessionWriter } from './session-writer.js';
+import { userIdOf } from './user-id.js';
 
 /** What goes back to the client: a new token, or an order to clear the cookie. */
 export type IssuedToken = { token: string; maxAge: number } | { clear: true };
@@ -105,7 +107,11 @@ export class SessionManager {
     try {
       // changes() refuses unstorable values, and the token must fit a cookie, before anything is written.
       const changes = session.changes();
-      if (changes.claimsChanged) this.assertTokenFits(session);
+      if (changes.claimsChanged) {
+        this.assertTokenFits(session);
+        // A user id in a claim reaches no column when nothing is stored, and is refused all the same.
+        if (this.options.userId && 'claim' in this.options.userId) userIdOf(this.options.userId, {}, session.customClaims);
+      }
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
         await this.telemetry.span('ezsession.write', session.sid, () => this.writer.write(session, changes));
       } else if (!handlerFailed) {
@@ -133,12 +139,16 @@ export class SessionManager {
    * version copied. A write that lands on the old row meanwhile makes that delete miss: the row is
    * copied again, so no acknowledged write is left behind in the old row.
    */
-  regenerate(session: RequestSession): Promise<void> {
+  regenerate(session: RequestSession, options?: RegenerateOptions): Promise<void> {
     const sid = randomUUID();
-    return this.telemetry.span('ezsession.revoke', sid, () => this.regenerateTo(session, sid), session.sid);
+    return this.telemetry.span('ezsession.revoke', sid, () => this.regenerateTo(session, sid, options), session.sid);
   }
 
-  private async regenerateTo(session: RequestSession, sid: string): Promise<void> {
+  private async regenerateTo(session: RequestSession, sid: string, options: RegenerateOptions | undefined): Promise<void> {
+    // Its user was logged out everywhere while this request ran (its token was checked before):
+    // the new id must not carry the old session on, so it starts empty.
+    const loggedOut = this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims);
+    const keep = loggedOut ? keptNames({ keep: [] }) : keptNames(options);
     const previousSid = session.sid;
     const createdAt = this.clock.now();
     let moved: SessionRow | undefined;
@@ -148,11 +158,12 @@ export class SessionManager {
       for (let move = 1; ; move++) {
         const row = await this.repository.find(previousSid, lock);
         if (!row) break;
-        const next = { data: row.data, flash: row.flash ?? '{}', createdAt, expiresAt: row.expiresAt, userId: row.userId };
+        const kept = keep ? this.retainedRow(previousSid, row, keep) : row;
+        const next = { data: kept.data, flash: kept.flash ?? '{}', createdAt, expiresAt: row.expiresAt, userId: kept.userId };
         if (copied === undefined) await this.repository.insert(sid, next, false, lock);
         else await this.repository.update(sid, copied, next, lock);
         copied = copied === undefined ? 1 : copied + 1;
-        moved = { ...row, version: copied, createdAt };
+        moved = { ...row, ...kept, version: copied, createdAt };
         if ((await this.repository.delete(previousSid, row.version, lock)) || move === MAX_MOVES) break;
       }
     });
@@ -160,25 +171,48 @@ export class SessionManager {
     await this.cache.delete(previousSid);
     await this.revocations.announce(previousSid, revocationEnd(this.options, this.clock.now()));
     session.stored = moved !== undefined;
+    if (keep) session.retain(keep);
     // The row moved may hold writes the request did not read: its next write starts from the row.
     session.moveTo(sid, toSeconds(this.clock.now()), undefined);
     this.events.emit({ type: 'regenerated', sid, previousSid });
   }
 
-  /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
-  destroy(session: RequestSession): Promise<void> {
-    return this.telemetry.span('ezsession.revoke', session.sid, () => this.destroyNow(session));
+  /** The row as it moves to the new id with only the kept names: its data and flash, and the user id if what it came from is kept. */
+  private retainedRow(sid: string, row: SessionRow, keep: KeptNames): Pick<SessionRow, 'data' | 'flash' | 'userId'> {
+    const document = decodeStored(sid, row.data, row.flash, this.logger) ?? emptyDocument();
+    retainKeys(document.data, keep.data);
+    retainKeys(document.flash, keep.flash);
+    // Copied from what was stored: its values came out of JSON, and it only got smaller.
+    const encoded = encodeDocument(document, Number.MAX_SAFE_INTEGER);
+    const source = this.options.userId;
+    const userKept = source !== undefined && ('session' in source ? keep.data.has(source.session) : keep.claims.has(source.claim));
+    return { data: encoded.data, flash: encoded.flash, userId: userKept ? row.userId : null };
   }
 
-  private async destroyNow(session: RequestSession): Promise<void> {
+  /** Deletes the session and revokes its id; flash set afterwards still reaches the next request. */
+  async destroy(session: RequestSession): Promise<void> {
     const sid = session.sid;
-    await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
-    await this.cache.delete(sid);
-    await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
+    if (session.idMintedHere && !session.stored) {
+      // No valid token came (none, forged, expired, revoked), or its id was already replaced here:
+      // no token of this id is out, so there is nothing to revoke, and a flood of cookie-less
+      // logouts must cost no row, no memory and no message.
+      await this.release(session);
+      session.restart(toSeconds(this.clock.now()));
+      session.destroyed = true;
+      session.forgetStoredData();
+      return;
+    }
+    await this.telemetry.span('ezsession.revoke', sid, () => this.endStored(session, sid));
     session.restart(toSeconds(this.clock.now()));
     session.destroyed = true;
     session.forgetStoredData();
     this.events.emit({ type: 'destroyed', sid });
+  }
+
+  private async endStored(session: RequestSession, sid: string): Promise<void> {
+    await this.underLock(session, (lock) => this.repository.revoke(lock, revocationEnd(this.options, this.clock.now())));
+    await this.cache.delete(sid);
+    await this.revocations.announce(sid, revocationEnd(this.options, this.clock.now()));
   }
 
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */

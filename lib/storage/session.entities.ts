@@ -6,7 +6,8 @@ export interface EzSessionRecord {
   sid: string;
   data: string;
   flash: string | null;
-  user_id: string | null;
+  /** The user id's UTF-8 bytes (VARBINARY: compared byte for byte). */
+  user_id: Buffer | null;
   created_at: string;
   updated_at: string;
   expires_at: string;
@@ -39,7 +40,7 @@ export function createEzSessionEntities(options: { tableName?: string } = {}): [
       sid: { type: 'char', length: 36, primary: true, ...ASCII },
       data: { type: 'mediumtext', ...ASCII },
       flash: { type: 'mediumtext', nullable: true, ...ASCII },
-      user_id: { type: 'varchar', length: 191, nullable: true },
+      user_id: { type: 'varbinary', length: 255, nullable: true },
       created_at: { type: 'bigint' },
       updated_at: { type: 'bigint' },
       expires_at: { type: 'bigint' },

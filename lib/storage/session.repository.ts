@@ -5,8 +5,10 @@ import type { EzSessionClock } from '../interfaces/ez-session-options.interface.
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError } from '../ez-session.errors.js';
 import type { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
+import { fitsUserIdColumn } from '../session/user-id.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import { addVersionColumnStatement, columnsQuery, createTableStatements, revokedTableName } from './session-table.sql.js';
+import { StoreErrorLog } from './store-error-log.js';
+import { columnsQuery, createTableStatements, pendingMigrations, revokedTableName, type ColumnInfo } from './session-table.sql.js';
 import { sqlPoolOf, type SqlConnection, type SqlOutcome, type SqlPool } from './sql-connection.js';
 
 /** One live row of the sessions table, with the document still serialized. */
@@ -54,6 +56,7 @@ export interface SessionLock {
  */
 export class SessionRepository {
   private readonly logger = new Logger('EzSession');
+  private readonly errors = new StoreErrorLog(this.logger);
   private readonly queue = new KeyedMutex();
   private readonly pool: SqlPool;
   private readonly table: string;
@@ -86,31 +89,33 @@ export class SessionRepository {
     }
     this.telemetry.storeSystem = this.options.dialect === 'sqlite' ? 'sqlite' : this.lockAndReadInOne ? 'mariadb' : 'mysql';
     const columns = await this.columns();
+    const pending = columns.size === 0 ? [] : pendingMigrations(this.options.dialect, columns);
+    const { dialect, tableName } = this.options;
     if (this.options.createTable) {
-      for (const statement of createTableStatements(this.options.dialect, this.options.tableName)) await this.dataSource.query(statement);
-      if (columns.size > 0 && !columns.has('version')) await this.dataSource.query(addVersionColumnStatement(this.options.dialect, this.options.tableName));
+      for (const statement of createTableStatements(dialect, tableName)) await this.dataSource.query(statement);
+      for (const migration of pending) for (const statement of migration.statements(dialect, tableName)) await this.dataSource.query(statement);
       return;
     }
     if (columns.size === 0) {
-      throw new EzSessionConfigError('createTable', `is false and the table ${this.options.tableName} does not exist: create it (README, Storage) or set createTable: true`);
+      throw new EzSessionConfigError('createTable', `is false and the table ${tableName} does not exist: create it (README, Storage) or set createTable: true`);
     }
-    if (!columns.has('version')) {
+    if (pending.length > 0) {
       throw new EzSessionConfigError(
         'createTable',
-        `is false and the table ${this.options.tableName} lacks the version column this release writes with. Run: ${addVersionColumnStatement(this.options.dialect, this.options.tableName)}`
+        `is false and the table ${tableName} ${pending.map((migration) => migration.problem).join(', and ')}. Run: ${pending.flatMap((migration) => migration.statements(dialect, tableName)).join('; ')}`
       );
     }
   }
 
   /** The live row of `sid`, or `undefined` when there is none or it has expired (one SELECT). */
   async find(sid: string, via?: Via): Promise<SessionRow | undefined> {
-    return this.live((await this.run(this.sql.select, [sid], via)).rows[0]);
+    return this.live((await this.run(this.sql.select, [sid], via, sid)).rows[0]);
   }
 
   /** Writes `next` over the row if it is still at `version` and live; `false` when it is not (written meanwhile, or ended). */
   async update(sid: string, version: number, next: RowWrite, via?: Via): Promise<boolean> {
     const now = this.clock.now();
-    const { affected } = await this.run(this.sql.update, [next.data, next.flash, next.userId, now, next.expiresAt, sid, version, now], via);
+    const { affected } = await this.run(this.sql.update, [next.data, next.flash, this.userIdParam(next.userId), now, next.expiresAt, sid, version, now], via, sid);
     return affected === 1;
   }
 
@@ -120,9 +125,9 @@ export class SessionRepository {
    */
   async insert(sid: string, next: RowWrite, checkTombstone: boolean, via?: Via): Promise<InsertOutcome> {
     const now = this.clock.now();
-    const values = [sid, next.data, next.flash, next.userId, next.createdAt, now, next.expiresAt];
+    const values = [sid, next.data, next.flash, this.userIdParam(next.userId), next.createdAt, now, next.expiresAt];
     try {
-      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via) : await this.run(this.sql.insert, values, via);
+      const { affected } = checkTombstone ? await this.run(this.sql.insertUnlessRevoked, [...values, sid, now], via, sid) : await this.run(this.sql.insert, values, via, sid);
       return affected === 1 ? 'inserted' : 'revoked';
     } catch (error) {
       if (isDuplicateKey(error) || isDuplicateKey((error as { cause?: unknown }).cause)) return 'exists';
@@ -132,7 +137,7 @@ export class SessionRepository {
 
   /** Deletes the row if it is still at `version` (all data removed); `false` when it moved on or ended. */
   async delete(sid: string, version: number, via?: Via): Promise<boolean> {
-    return (await this.run(this.sql.deleteAtVersion, [sid, version], via)).affected === 1;
+    return (await this.run(this.sql.deleteAtVersion, [sid, version], via, sid)).affected === 1;
   }
 
   /**
@@ -141,7 +146,7 @@ export class SessionRepository {
    * revive an ended one.
    */
   async touch(sid: string, expiresAt: number): Promise<void> {
-    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, this.clock.now()]);
+    await this.run(this.sql.touch, [expiresAt, sid, expiresAt, this.clock.now()], undefined, sid);
   }
 
   /**
@@ -168,7 +173,7 @@ export class SessionRepository {
     if (!leaveQueue) throw new SessionLockTimeoutError(this.options.lockTimeout);
     let connection: SqlConnection | undefined;
     try {
-      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
+      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout), sid);
       const row = this.options.dialect === 'mysql' ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
       this.telemetry.record('ezsession.lock.wait', (performance.now() - deadline + timeoutMs) / 1000);
       return this.heldLock(sid, row, connection, leaveQueue);
@@ -203,15 +208,31 @@ export class SessionRepository {
   }
 
   /** Tombstones still in force, revoked at or after `since` (ms). */
-  async revokedSince(since: number): Promise<Array<{ sid: string; until: number }>> {
-    const { rows } = await this.run(`SELECT sid, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, this.clock.now()]);
-    return rows.map((row) => ({ sid: String(row.sid), until: Number(row.expires_at) }));
+  async revokedSince(since: number): Promise<Array<{ sid: string; until: number; revokedAt: number }>> {
+    const { rows } = await this.run(`SELECT sid, revoked_at, expires_at FROM ${this.revoked} WHERE revoked_at >= ? AND expires_at > ?`, [since, this.clock.now()]);
+    return rows.map((row) => ({ sid: String(row.sid), until: Number(row.expires_at), revokedAt: Number(row.revoked_at) }));
+  }
+
+  /**
+   * A user's cut-off (and the session it spares), beside the tombstones: `revoked_at` is the
+   * cut-off (ms), which a later call only moves forward; one statement, so both rows land together.
+   */
+  async revokeUser(key: string, cutoffMs: number, until: number, spared?: string): Promise<void> {
+    const rows = spared === undefined ? [[key, cutoffMs, until]] : [[spared, cutoffMs, until], [key, cutoffMs, until]];
+    const values = rows.map(() => '(?, ?, ?)').join(', ');
+    const sql =
+      this.options.dialect === 'mysql'
+        ? `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES ${values} ON DUPLICATE KEY UPDATE revoked_at = GREATEST(revoked_at, VALUES(revoked_at)), expires_at = GREATEST(expires_at, VALUES(expires_at))`
+        : `INSERT INTO ${this.revoked} (sid, revoked_at, expires_at) VALUES ${values} ON CONFLICT (sid) DO UPDATE SET revoked_at = MAX(revoked_at, excluded.revoked_at), expires_at = MAX(expires_at, excluded.expires_at)`;
+    await this.run(sql, rows.flat());
   }
 
   /** Live stored sessions of one user, newest activity first (one indexed query). */
   async findByUser(userId: string): Promise<Array<{ sid: string; createdAt: number; updatedAt: number; expiresAt: number }>> {
+    // No row can hold a longer id: it was refused when written.
+    if (!fitsUserIdColumn(userId)) return [];
     const { rows } = await this.run(`SELECT sid, created_at, updated_at, expires_at FROM ${this.table} WHERE user_id = ? AND expires_at > ? ORDER BY updated_at DESC`, [
-      userId,
+      this.userIdParam(userId),
       this.clock.now()
     ]);
     return rows.map((row) => ({ sid: String(row.sid), createdAt: Number(row.created_at), updatedAt: Number(row.updated_at), expiresAt: Number(row.expires_at) }));
@@ -222,10 +243,16 @@ export class SessionRepository {
     return Number(rows[0].n);
   }
 
-  private async columns(): Promise<Set<string>> {
-    const { sql, params, column } = columnsQuery(this.options.dialect, this.options.tableName);
+  private async columns(): Promise<Map<string, ColumnInfo>> {
+    const { sql, params } = columnsQuery(this.options.dialect, this.options.tableName);
     const rows = (await this.dataSource.query(sql, params)) as Array<Record<string, unknown>>;
-    return new Set(rows.map((row) => String(row[column] ?? row[column.toUpperCase()]).toLowerCase()));
+    const field = (row: Record<string, unknown>, name: string) => String(row[name] ?? row[name.toUpperCase()] ?? '').toLowerCase();
+    return new Map(rows.map((row) => [field(row, 'name'), { name: field(row, 'name'), type: field(row, 'type') }]));
+  }
+
+  /** A user id as the column takes it: its UTF-8 bytes for MySQL (VARBINARY), text for SQLite (whose TEXT compares bytes). */
+  private userIdParam(userId: string | null): string | Buffer | null {
+    return userId === null || this.options.dialect !== 'mysql' ? userId : Buffer.from(userId, 'utf8');
   }
 
   /**
@@ -237,18 +264,18 @@ export class SessionRepository {
     const name = lockName(sid);
     const within = waitSeconds * 1000 + this.statementMs;
     if (this.lockAndReadInOne) {
-      const { rows } = await this.on(connection, within, this.sql.lockAndSelect, [name, waitSeconds, sid]);
+      const { rows } = await this.on(connection, within, this.sql.lockAndSelect, [name, waitSeconds, sid], sid);
       if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
       return this.live(rows[0]);
     }
-    const { rows } = await this.on(connection, within, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]);
+    const { rows } = await this.on(connection, within, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds], sid);
     // 0 is a timeout, NULL an error (e.g. the wait was killed); drivers may return either as text.
     if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);
     return this.readOn(connection, sid);
   }
 
   private async readOn(connection: SqlConnection, sid: string): Promise<SessionRow | undefined> {
-    return this.live((await this.on(connection, this.statementMs, this.sql.select, [sid])).rows[0]);
+    return this.live((await this.on(connection, this.statementMs, this.sql.select, [sid], sid)).rows[0]);
   }
 
   /** A row as read, if it has not expired by the session clock. */
@@ -292,37 +319,42 @@ export class SessionRepository {
    * One statement: on the lock's connection, or on a pooled one with the wait for it and the
    * statement both bounded, so a saturated pool or a silent server gives a 503, never a hang.
    */
-  private async run(sql: string, params: unknown[], via?: Via): Promise<SqlOutcome> {
-    if (via) return this.on(via.connection, this.statementMs, sql, params);
+  private async run(sql: string, params: unknown[], via?: Via, sid = via?.sid): Promise<SqlOutcome> {
+    if (via) return this.on(via.connection, this.statementMs, sql, params, sid);
     const within = this.options.lockTimeout;
-    const connection = await this.connect(within * 1000, () => new SessionStoreUnavailableError(new Error(`no database connection was free within ${within}s`)));
+    const connection = await this.connect(within * 1000, () => this.unavailable(new Error(`no database connection was free within ${within}s`), 'connect', sid), sid);
     try {
-      return await this.on(connection, this.statementMs, sql, params);
+      return await this.on(connection, this.statementMs, sql, params, sid);
     } finally {
       connection.release();
     }
   }
 
-  /** A pooled connection; a pool that cannot connect (the server is down) is a 503 that names the cause. */
-  private async connect(waitMs: number, late: () => Error): Promise<SqlConnection> {
+  /** A pooled connection; a pool that cannot connect (the server is down) is a 503, its cause logged. */
+  private async connect(waitMs: number, late: () => Error, sid?: string): Promise<SqlConnection> {
     try {
       return await this.pool.connect(waitMs, late);
     } catch (error) {
       if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
-      throw new SessionStoreUnavailableError(error);
+      throw this.unavailable(error, 'connect', sid);
     }
   }
 
-  /** Store failures become a 503 that names the cause; lock timeouts pass through as they are. */
-  private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[]): Promise<SqlOutcome> {
+  /** Store failures become a 503 that tells the client nothing more, its cause logged; lock timeouts pass through as they are. */
+  private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[], sid?: string): Promise<SqlOutcome> {
     this.telemetry.roundTrip(this.telemetry.storeSystem, sql);
     try {
-      return await connection.run(sql, params, timeoutMs, () => new SessionStoreUnavailableError(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`)));
+      return await connection.run(sql, params, timeoutMs, () => this.unavailable(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`), operationOf(sql), sid));
     } catch (error) {
       if (error instanceof SessionLockTimeoutError || error instanceof SessionStoreUnavailableError) throw error;
       if (isDuplicateKey(error)) throw error;
-      throw new SessionStoreUnavailableError(error);
+      throw this.unavailable(error, operationOf(sql), sid);
     }
+  }
+
+  private unavailable(cause: unknown, operation: string, sid: string | undefined): SessionStoreUnavailableError {
+    this.errors.report(cause, { operation, sid });
+    return new SessionStoreUnavailableError(cause);
   }
 
   /** How long one statement on a session row may take: a server that does not answer is unavailable. */
@@ -359,6 +391,14 @@ export function lockName(sid: string): string {
   return `ezs:${createHash('sha256').update(sid).digest('hex').slice(0, 60)}`;
 }
 
+/** What a statement does, for the log: its verb and table, or the lock call (no values, which may be data). */
+function operationOf(sql: string): string {
+  const lock = /\b(GET_LOCK|RELEASE_LOCK)\b/.exec(sql);
+  if (lock) return lock[1];
+  const statement = /^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s+(?:.*?\bFROM\s+)?([`"]?\w+[`"]?)/is.exec(sql);
+  return statement ? `${statement[1].toUpperCase()} ${statement[2]}` : sql.trim().split(/\s+/)[0].toUpperCase();
+}
+
 function liveRow(row: Record<string, unknown> | undefined, now: number): SessionRow | undefined {
   if (!row || row.data === null || row.data === undefined) return undefined;
   const expiresAt = Number(row.expires_at);
@@ -369,7 +409,8 @@ function liveRow(row: Record<string, unknown> | undefined, now: number): Session
     createdAt: Number(row.created_at),
     expiresAt,
     version: Number(row.version ?? 0),
-    userId: row.user_id === null || row.user_id === undefined ? null : String(row.user_id)
+    // VARBINARY comes back as a Buffer of the UTF-8 that was written.
+    userId: row.user_id === null || row.user_id === undefined ? null : Buffer.isBuffer(row.user_id) ? row.user_id.toString('utf8') : String(row.user_id)
   };
 }
 

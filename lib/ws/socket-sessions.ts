@@ -84,7 +84,10 @@ export class SocketSessions implements OnApplicationShutdown {
   private stillValid(socket: object, session: RequestSession): RequestSession {
     if (!session.hadToken) return session;
     const now = this.clock.now() / 1000;
-    const ended = this.revocations.has(session.sid) || session.createdAt + this.options.absoluteTimeout <= now;
+    const ended =
+      this.revocations.has(session.sid) ||
+      this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims) ||
+      session.createdAt + this.options.absoluteTimeout <= now;
     if (!ended) return session;
     // From now on the socket has no session, as a request with that token would have none.
     const anonymous = new RequestSession({ claims: undefined, fingerprint: undefined, refresh: false, now: Math.floor(now) }, READ_ONLY_OWNER);

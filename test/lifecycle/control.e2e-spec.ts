@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { EzSessionService } from '../../lib/index.js';
+import { RevocationRegistry } from '../../lib/revocation/revocation.registry.js';
 import { ADAPTERS, startFixtureApp, TEST_SECRET, type RunningApp } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
@@ -61,6 +62,47 @@ for (const adapter of ADAPTERS) {
       assert.deepEqual((await attacker.get('/me')).body, { data: {} });
       assert.deepEqual((await attacker.post('/set', { planted: true })).status, 200);
       assert.deepEqual((await victim.get('/me')).body, { data: { userId: 9 } });
+    });
+
+    /** A pre-login session as an attacker would prepare it, and a copy of its token for the attacker. */
+    async function plantedSession(): Promise<{ victim: SessionClient; attacker: SessionClient }> {
+      const victim = new SessionClient(running.url);
+      await victim.post('/set', { returnTo: 'https://evil.example/', cart: ['apple'], userId: 'mallory' });
+      await victim.post('/claims', { theme: 'dark', admin: true });
+      await victim.post('/life/flash', { notice: 'Welcome', phish: 'Call +1 555 0100 now' });
+      return { victim, attacker: victim.fork() };
+    }
+
+    it("login with regenerate(ctx, { keep }) keeps only the named data keys, claims (jwt.x) and flash messages (flash.x): nothing else an attacker planted survives", async () => {
+      const { victim, attacker } = await plantedSession();
+      const userId = `victim-${Math.random()}`;
+      const login = await victim.post('/life/login-keeping', { keep: ['cart', 'jwt.theme', 'flash.notice'], userId });
+      assert.deepEqual(login.body.after, { data: { cart: ['apple'] }, claims: { theme: 'dark' }, flash: { notice: 'Welcome', phish: null } });
+      assert.deepEqual((await victim.get('/me')).body, { data: { cart: ['apple'], userId } });
+      assert.deepEqual((await victim.get('/claims')).body, { claims: { theme: 'dark', role: 'member' } });
+      assert.deepEqual((await victim.get('/life/flash')).body, { notice: 'Welcome' });
+      // The row written at the move had no user id (userId was not kept); the login's own write set it.
+      assert.deepEqual(await service().listForUser('mallory'), []);
+      assert.deepEqual((await service().listForUser(userId)).map((s) => s.sid), [claimsOf(victim.token).sid]);
+      assert.deepEqual((await attacker.get('/me')).body, { data: {} });
+    });
+
+    it('regenerate(ctx, { keep: [] }) starts from an empty session; without keep everything is kept, as before', async () => {
+      const emptied = (await plantedSession()).victim;
+      const login = await emptied.post('/life/login-keeping', { keep: [], userId: 'u1' });
+      assert.deepEqual(login.body.after, { data: {}, claims: {}, flash: { notice: null, phish: null } });
+      assert.deepEqual((await emptied.get('/me')).body, { data: { userId: 'u1' } });
+      assert.deepEqual((await emptied.get('/claims')).body, { claims: { role: 'member' } });
+      assert.deepEqual((await emptied.get('/life/flash')).body, {});
+
+      const kept = (await plantedSession()).victim;
+      const all = await kept.post('/life/login-keeping', { userId: 'u2' });
+      assert.deepEqual(all.body.after, {
+        data: { returnTo: 'https://evil.example/', cart: ['apple'], userId: 'mallory' },
+        claims: { theme: 'dark', admin: true },
+        flash: { notice: 'Welcome', phish: 'Call +1 555 0100 now' }
+      });
+      assert.deepEqual((await kept.get('/me')).body, { data: { returnTo: 'https://evil.example/', cart: ['apple'], userId: 'u2' } });
     });
 
     it('regenerate from a handler that takes only @Req() sends the new token and keeps the data', async () => {
@@ -190,6 +232,52 @@ for (const adapter of ADAPTERS) {
     });
   });
 
+  describe(`logging out without a session (${adapter})`, () => {
+    // No resync timer: its SELECT would land in the measuring window.
+    const options = realStoreOptions({ revocationSyncInterval: 0 });
+    let running: RunningApp;
+    let mysql: Connection;
+    let counters: StorageCounters;
+    before(async () => {
+      running = await startFixtureApp(adapter, options);
+      mysql = await createConnection(testEnv().mysqlUrl);
+      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+    });
+    after(async () => {
+      await running?.close();
+      await mysql?.end();
+      await counters?.close();
+    });
+
+    const tombstones = async () => {
+      const [[row]] = await mysql.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${options.tableName}_revoked`);
+      return Number(row.n);
+    };
+
+    it('destroy() with no token, a forged one or an already revoked one does no storage I/O, keeps no tombstone and no memory, and clears the cookie', async () => {
+      const registry = running.app.get(RevocationRegistry);
+      const revoked = new SessionClient(running.url);
+      await revoked.post('/claims', { role: 'admin' });
+      const replay = revoked.fork();
+      await revoked.post('/life/destroy');
+      const forged = `${replay.token!.slice(0, -4)}AAAA`;
+      const before = { tombstones: await tombstones(), inMemory: registry.size };
+      assert.deepEqual(before, { tombstones: 1, inMemory: 1 });
+
+      const usage = await counters.measure(async () => {
+        const answers: Array<string | undefined> = [];
+        for (let i = 0; i < 100; i++) answers.push((await new SessionClient(running.url).post('/life/plain-logout')).setCookie);
+        for (let i = 0; i < 20; i++) answers.push((await new SessionClient(running.url, 'cookie', forged).post('/life/plain-logout')).setCookie);
+        for (let i = 0; i < 20; i++) answers.push((await replay.fork().post('/life/plain-logout')).setCookie);
+        for (let i = 0; i < 20; i++) answers.push((await new SessionClient(running.url, 'bearer', replay.token).post('/life/destroy')).setCookie);
+        return answers;
+      });
+      assert.deepEqual({ redis: usage.redis.total, mysql: usage.mysql.queries }, { redis: 0, mysql: 0 });
+      assert.deepEqual(new Set(usage.result), new Set(['ezsession=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax']));
+      assert.deepEqual({ tombstones: await tombstones(), inMemory: registry.size }, before);
+    });
+  });
+
   describe(`revocation across instances (${adapter})`, () => {
     const options = realStoreOptions();
     let first: RunningApp;
@@ -231,6 +319,127 @@ for (const adapter of ADAPTERS) {
     });
   });
 
+  describe(`log out everywhere: revokeAllForUser with the user id in a claim (${adapter})`, () => {
+    // No resync timer: its SELECT would land in the measuring window; the boot and pub/sub are what is tested here.
+    const options = realStoreOptions({ userId: { claim: 'uid' }, revocationSyncInterval: 0 });
+    let first: RunningApp;
+    let second: RunningApp;
+    let mysql: Connection;
+    let counters: StorageCounters;
+    before(async () => {
+      first = await startFixtureApp(adapter, options);
+      second = await startFixtureApp(adapter, options);
+      mysql = await createConnection(testEnv().mysqlUrl);
+      counters = await StorageCounters.connect(testEnv().mysqlUrl, testEnv().redisUrl);
+    });
+    after(async () => {
+      await first?.close();
+      await second?.close();
+      await mysql?.end();
+      await counters?.close();
+    });
+
+    const service = () => first.app.get(EzSessionService);
+    /** A user id of this test's own. */
+    const someone = () => `frank-${Math.random().toString(36).slice(2, 8)}`;
+    /** A claims-only login (stored=false) on `app`. */
+    async function claimsOnly(app: RunningApp, uid: string, transport: 'cookie' | 'bearer' = 'cookie'): Promise<SessionClient> {
+      const client = new SessionClient(app.url, transport);
+      await client.post('/claims', { uid });
+      assert.equal(claimsOf(client.token).stored, false);
+      return client;
+    }
+    const claimsOn = async (app: RunningApp, client: SessionClient) => (await new SessionClient(app.url, client.transport, client.token).get('/claims')).body.claims;
+    /** Waits until `app` refuses `client`'s token (pub/sub is immediate, but not synchronous). */
+    async function refusedOn(app: RunningApp, client: SessionClient): Promise<boolean> {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        if (JSON.stringify(await claimsOn(app, client)) === '{}') return true;
+        await sleep(20);
+      }
+      return false;
+    }
+
+    it('refuses every token of the user, stored or claims-only, on every instance, and no other user\'s; a refused request costs no I/O', async () => {
+      const uid = someone();
+      const tokens = [await claimsOnly(first, uid), await claimsOnly(second, uid), await claimsOnly(second, uid, 'bearer')];
+      const stored = new SessionClient(first.url);
+      await stored.post('/set-with-claims', { data: { cart: ['apple'] }, claims: { uid } });
+      assert.equal(claimsOf(stored.token).stored, true);
+      const grace = await claimsOnly(first, `${uid}-grace`);
+      for (const client of [...tokens, stored]) assert.equal((await claimsOn(second, client)).uid, uid);
+
+      assert.equal(await service().revokeAllForUser(uid), 1, 'one stored session revoked by id');
+      for (const client of [...tokens, stored]) {
+        assert.deepEqual(await claimsOn(first, client), {}, 'refused at once where it was called');
+        assert.ok(await refusedOn(second, client), 'refused on the other instance');
+      }
+      assert.deepEqual(await claimsOn(second, grace), { uid: `${uid}-grace` });
+      const usage = await counters.measure(() => new SessionClient(second.url, 'cookie', tokens[0].token).get('/claims'));
+      assert.deepEqual(usage.result.body, { claims: {} });
+      assert.deepEqual({ redis: usage.redis.total, mysql: usage.mysql.queries }, { redis: 0, mysql: 0 });
+
+      // Kept until every session begun before the cut-off has passed its absolute timeout, then GC'd like any tombstone.
+      const [[row]] = await mysql.query<RowDataPacket[]>(`SELECT COUNT(*) AS n, MAX(expires_at - revoked_at) AS kept FROM ${options.tableName}_revoked WHERE sid LIKE 'u%'`);
+      assert.deepEqual({ n: Number(row.n), kept: Number(row.kept) }, { n: 1, kept: (86400 + 30) * 1000 });
+    });
+
+    it('a login right after the call is not refused, on either instance; one just before it is', async () => {
+      const uid = someone();
+      const before = await claimsOnly(second, uid);
+      await service().revokeAllForUser(uid);
+      const afterwards = await claimsOnly(second, uid);
+      const onFirst = await claimsOnly(first, uid);
+      assert.ok(await refusedOn(second, before));
+      for (const app of [first, second]) {
+        assert.deepEqual(await claimsOn(app, afterwards), { uid });
+        assert.deepEqual(await claimsOn(app, onFirst), { uid });
+      }
+      // Still so after the other instance's next sync and after a restart.
+      await second.app.get(RevocationRegistry).resync();
+      assert.deepEqual(await claimsOn(second, afterwards), { uid });
+    });
+
+    it('a token minted for an old session by a request in flight on another instance during the call is refused too', async () => {
+      const uid = someone();
+      const client = await claimsOnly(second, uid);
+      // /set-slowly reads the session, waits 100 ms, then writes: its answer carries a token for the old session.
+      const inFlight = client.fork().post('/set-slowly', { late: true });
+      await service().revokeAllForUser(uid);
+      const answer = await inFlight;
+      assert.equal(answer.status, 200);
+      assert.equal(claimsOf(answer.issued).sid, claimsOf(client.token).sid);
+      assert.ok(await refusedOn(second, new SessionClient(second.url, 'cookie', answer.issued)));
+      assert.deepEqual(await claimsOn(first, new SessionClient(first.url, 'cookie', answer.issued)), {});
+    });
+
+    it('{ except } spares one session of the user on every instance; a later call without it ends that one too', async () => {
+      const uid = someone();
+      const kept = await claimsOnly(first, uid);
+      const other = await claimsOnly(second, uid);
+      await service().revokeAllForUser(uid, { except: claimsOf(kept.token).sid });
+      assert.ok(await refusedOn(second, other));
+      for (const app of [first, second]) assert.deepEqual(await claimsOn(app, kept), { uid });
+      await service().revokeAllForUser(uid);
+      assert.ok(await refusedOn(second, kept));
+      assert.deepEqual(await claimsOn(first, kept), {});
+    });
+
+    it('an instance started later knows the cut-off (and the exemption) from the database', async () => {
+      const uid = someone();
+      const old = await claimsOnly(first, uid);
+      const spared = await claimsOnly(first, uid);
+      await service().revokeAllForUser(uid, { except: claimsOf(spared.token).sid });
+      const late = await startFixtureApp(adapter, options);
+      try {
+        assert.deepEqual(await claimsOn(late, old), {});
+        assert.deepEqual(await claimsOn(late, spared), { uid });
+        assert.deepEqual(await claimsOn(late, await claimsOnly(late, uid)), { uid });
+      } finally {
+        await late.close();
+      }
+    });
+  });
+
   describe(`revocation while pub/sub is down (${adapter})`, () => {
     // The second instance reaches Redis through a proxy that is held: its subscription stays open
     // (no reconnect, which would resync by itself) but delivers nothing, so only its own timer
@@ -242,7 +451,7 @@ for (const adapter of ADAPTERS) {
     let second: RunningApp;
     before(async () => {
       await proxy.start();
-      const options = realStoreOptions();
+      const options = realStoreOptions({ userId: { claim: 'uid' } });
       first = await startFixtureApp(adapter, options);
       second = await startFixtureApp(adapter, { ...options, redis: `redis://${LOOPBACK}:${proxy.port}`, revocationSyncInterval: syncSeconds });
     });
@@ -268,6 +477,24 @@ for (const adapter of ADAPTERS) {
         else await sleep(50);
       }
       assert.ok(refusedAfterMs !== undefined, `refused within ${syncSeconds + 2} s of the revocation (the GC runs every 600 s)`);
+    });
+
+    it('an instance that hears nothing over pub/sub refuses the claims-only tokens of a user logged out everywhere within revocationSyncInterval', async () => {
+      const uid = `sync-${Math.random()}`;
+      const client = new SessionClient(first.url);
+      await client.post('/claims', { uid });
+      const onSecond = new SessionClient(second.url, 'cookie', client.token);
+      assert.deepEqual((await onSecond.get('/claims')).body, { claims: { uid } });
+      proxy.pause();
+      await first.app.get(EzSessionService).revokeAllForUser(uid);
+      const revokedAt = performance.now();
+      let refused = false;
+      while (!refused && performance.now() - revokedAt < (syncSeconds + 2) * 1000) {
+        refused = JSON.stringify((await onSecond.fork().get('/claims')).body) === JSON.stringify({ claims: {} });
+        if (!refused) await sleep(50);
+      }
+      assert.ok(refused, `refused within ${syncSeconds + 2} s of the call`);
+      proxy.resume();
     });
   });
 

@@ -75,13 +75,15 @@ function plainNpmEnv(): NodeJS.ProcessEnv {
 describe('installing the packed package into a TypeORM 1 app', () => {
   let workdir: string;
   let install: { code?: number; stdout: string; stderr: string };
+  let packed: string[];
 
   before(async () => {
-    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-    await run(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root });
+    // No build first: `npm pack` on a fresh clone must build dist/ itself (prepack).
+    rmSync(join(root, 'dist'), { recursive: true, force: true });
     workdir = mkdtempSync(join(tmpdir(), 'ezsession-install-'));
     const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', workdir], { cwd: root, env: plainNpmEnv() });
-    const [{ filename }] = JSON.parse(stdout) as [{ filename: string }];
+    const [{ filename, files }] = JSON.parse(stdout) as [{ filename: string; files: Array<{ path: string }> }];
+    packed = files.map((file) => file.path);
 
     const dependencies = Object.fromEntries(APP_PACKAGES.map((name) => [name, lockedVersion(name)]));
     const manifest = { name: 'typeorm-app', private: true, type: 'module', dependencies: { ...dependencies, 'nestjs-ezsession': `file:./${filename}` } };
@@ -93,6 +95,12 @@ describe('installing the packed package into a TypeORM 1 app', () => {
     );
   });
   after(() => workdir && rmSync(workdir, { recursive: true, force: true }));
+
+  it('packs a built dist/ without a build before it, with the licence and the security policy, and no sources or tests', () => {
+    for (const file of ['dist/index.js', 'dist/index.d.ts', 'package.json', 'README.md', 'LICENSE', 'SECURITY.md']) assert.ok(packed.includes(file), `${file} is not in the tarball`);
+    assert.deepEqual(packed.filter((file) => /^(lib|test|sample|scripts|build)\//.test(file)), []);
+    assert.match(readFileSync(join(root, 'LICENSE'), 'utf8'), /^MIT License\n/);
+  });
 
   it('installs with a plain npm install, with no peer conflict', () => {
     assert.equal(install.code ?? 0, 0, install.stderr);

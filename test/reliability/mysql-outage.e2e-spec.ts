@@ -171,6 +171,66 @@ for (const adapter of ADAPTERS) {
   });
 }
 
+for (const adapter of ADAPTERS) {
+  describe(`store failures are told generically and logged (${adapter})`, () => {
+    let running: RunningApp;
+    let options: ReturnType<typeof storeOptions>;
+
+    before(async () => {
+      // No timers of its own (resync, GC) that would log too: the lines counted are the requests'.
+      options = storeOptions(mariadb.url, testEnv().redisUrl, { lockTimeout: LOCK_TIMEOUT_S, revocationSyncInterval: 0, gcInterval: 0 });
+      running = await startReliabilityApp(adapter, options);
+    });
+    after(async () => {
+      if (!mariadb.isRunning) await mariadb.restart();
+      await closeApp(running);
+    });
+
+    it('with MySQL down, 60 failing requests answer a generic 503 with a stable code; the log has the driver detail in a bounded number of lines, and no full session id', async () => {
+      const clients: BoundedClient[] = [];
+      for (let i = 0; i < 3; i++) {
+        const client = new BoundedClient(running.url, LOCK_TIMEOUT_S * 1000);
+        assert.equal((await client.post('/set', { v: i })).status, 200);
+        await redis.client.del(options.keyPrefix + sidOf(client.token));
+        clients.push(client);
+      }
+      const sids = clients.map((client) => sidOf(client.token));
+      const { port } = new URL(mariadb.url);
+      await mariadb.kill();
+      const logged = running.logs.length;
+      const bodies: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        for (const [index, answer] of [
+          await clients[0].post('/set', { v: 100 + i }),
+          await clients[1].post('/inc'),
+          // A stored session whose cache entry is gone: its read reaches MySQL.
+          await clients[2].get('/me')
+        ].entries()) {
+          assert.equal(answer.status, 503, `request ${i}.${index}`);
+          assert.deepEqual(answer.body, {
+            statusCode: 503,
+            error: 'SessionStoreUnavailable',
+            code: 'SESSION_STORE_UNAVAILABLE',
+            message: 'The session store is unavailable. Nothing was written; retry the request.'
+          });
+          bodies.push(JSON.stringify(answer.body));
+        }
+      }
+      for (const body of bodies) assert.doesNotMatch(body, new RegExp(`ECONNREFUSED|127\\.0\\.0\\.1|${port}|${options.tableName}|collat`, 'i'));
+
+      const lines = running.logs.slice(logged).filter((line) => line.includes('Session store unavailable'));
+      // One line per kind of failure (the driver's code) per 10 s: the first at once, the rest counted.
+      const kinds = new Set(lines.map((line) => /unavailable \(([^)]+)\)/.exec(line)?.[1]));
+      assert.ok(lines.length >= 1, 'the failure is logged');
+      assert.ok(lines.length <= kinds.size * 2, `60 failures gave ${lines.length} log lines:\n${lines.join('\n')}`);
+      assert.ok(lines.every((line) => line.startsWith('[EzSession] ')), lines.join('\n'));
+      assert.ok(lines.some((line) => /ECONNREFUSED|connect|Connection lost|closed/i.test(line)), `the driver's detail is logged:\n${lines.join('\n')}`);
+      assert.ok(lines.some((line) => sids.some((sid) => line.includes(`session ${sid.slice(0, 8)}…`))), `a short id prefix names the session:\n${lines.join('\n')}`);
+      for (const line of running.logs) for (const sid of sids) assert.ok(!line.includes(sid), `a full session id was logged: ${line}`);
+    });
+  });
+}
+
 /** The pid of this spec's own mariadbd, read from the pid file it reports. */
 async function mariadbPid(): Promise<number> {
   const connection = await createConnection(mariadb.url);

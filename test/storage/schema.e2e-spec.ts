@@ -10,7 +10,7 @@ import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { EzSessionModule, type EzSessionModuleOptions } from '../../lib/index.js';
+import { EzSessionModule, EzSessionService, type EzSessionModuleOptions } from '../../lib/index.js';
 import { createTableStatements } from '../../lib/storage/session-table.sql.js';
 import { SessionTokenCodec } from '../../lib/token/session-token.codec.js';
 import { ADAPTERS, startFixtureApp, TEST_SECRET } from '../fixtures/fixture-app.js';
@@ -210,6 +210,47 @@ describe('a sessions table created by the previous release', () => {
     await mysql?.end();
   });
 
+  it('gets a user_id that compares bytes at boot: its ids keep their text, "zoe" no longer finds Zoë, and emoji ids log in', async () => {
+    const { url } = await previousRelease();
+    // What 0.1 wrote through a utf8mb4 connection into the server's default character set.
+    const now = Date.now();
+    const rows: Array<[string, string]> = [
+      ['1b2c3d4e-0000-4000-8000-000000000001', 'Zoë'],
+      ['1b2c3d4e-0000-4000-8000-000000000002', 'Alice'],
+      ['1b2c3d4e-0000-4000-8000-000000000003', 'alice']
+    ];
+    const name = new URL(url).pathname.slice(1);
+    for (const [rowSid, userId] of rows) {
+      await mysql.query(`INSERT INTO \`${name}\`.${TABLE} (sid, data, flash, user_id, created_at, updated_at, expires_at) VALUES (?, '{}', '{}', ?, ?, ?, ?)`, [rowSid, userId, now, now, now + 3_600_000]);
+    }
+    const [[before]] = await mysql.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM \`${name}\`.${TABLE} WHERE user_id = 'zoe'`);
+    assert.equal(Number(before.n), 1, "0.1's table matched zoe to Zoë");
+
+    const running = await startFixtureApp('express', { secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, bind: { userAgent: false }, userId: { session: 'userId' } });
+    try {
+      const [[column]] = await mysql.query<RowDataPacket[]>(
+        `SELECT COLUMN_TYPE AS type, IS_NULLABLE AS nullable FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'user_id'`,
+        [name, TABLE]
+      );
+      assert.deepEqual({ ...column }, { type: 'varbinary(255)', nullable: 'YES' });
+      const [stored] = await mysql.query<RowDataPacket[]>(`SELECT sid, HEX(user_id) AS hex FROM \`${name}\`.${TABLE} WHERE user_id IS NOT NULL ORDER BY sid`);
+      assert.deepEqual(
+        stored.map((row) => [row.sid, Buffer.from(String(row.hex), 'hex').toString('utf8')]),
+        rows,
+        'the ids are the UTF-8 of what was stored'
+      );
+      const service = running.app.get(EzSessionService);
+      assert.deepEqual((await service.listForUser('zoe')).map((session) => session.sid), []);
+      assert.deepEqual((await service.listForUser('Zoë')).map((session) => session.sid), [rows[0][0]]);
+      assert.deepEqual((await service.listForUser('alice')).map((session) => session.sid), [rows[2][0]]);
+      const client = new SessionClient(running.url);
+      assert.equal((await client.post('/set', { userId: '😀' })).status, 200);
+      assert.deepEqual((await service.listForUser('😀')).map((session) => session.sid), [claimsOf(client.token).sid]);
+    } finally {
+      await running.close();
+    }
+  });
+
   it('gets the version column at boot, and its sessions are read and written as before', async () => {
     const { url, token } = await previousRelease();
     const running = await startFixtureApp('express', { secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, bind: { userAgent: false } });
@@ -228,18 +269,41 @@ describe('a sessions table created by the previous release', () => {
     }
   });
 
-  it('with createTable: false, refuses to boot and gives the exact ALTER TABLE to run, leaving the table as it was', async () => {
+  it('with createTable: false, refuses to boot and gives the exact ALTER TABLE statements to run, leaving the table as it was', async () => {
     const { url } = await previousRelease();
     @Module({ imports: [EzSessionModule.forRoot({ secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, createTable: false } as EzSessionModuleOptions)] })
     class AppModule {}
     await assert.rejects(NestFactory.create(AppModule, { logger: false, abortOnError: false }), (error: Error) => {
       assert.equal(
         error.message,
-        `EzSession option "createTable" is false and the table ${TABLE} lacks the version column this release writes with. Run: ALTER TABLE \`${TABLE}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\``
+        `EzSession option "createTable" is false and the table ${TABLE} lacks the version column this release writes with, and has a user_id column that compares user ids ignoring case, accents or trailing spaces. Run: ` +
+          `ALTER TABLE \`${TABLE}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\`; ` +
+          `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL; ` +
+          `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL`
       );
       return true;
     });
     const [columns] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} LIKE 'version'`);
     assert.equal(columns.length, 0);
+    const [[userId]] = await mysql.query<RowDataPacket[]>(`SHOW COLUMNS FROM ${TABLE} LIKE 'user_id'`);
+    assert.equal(userId.Type, 'varchar(191)');
+  });
+
+  it('with createTable: false, boots once the statements it gave were run', async () => {
+    const { url } = await previousRelease();
+    const statements = [
+      `ALTER TABLE \`${TABLE}\` ADD COLUMN \`version\` BIGINT NOT NULL DEFAULT 0 AFTER \`expires_at\``,
+      `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
+      `ALTER TABLE \`${TABLE}\` MODIFY COLUMN \`user_id\` VARBINARY(255) NULL`
+    ];
+    for (const statement of statements) await mysql.query(statement);
+    const running = await startFixtureApp('express', { secret: TEST_SECRET, database: { type: 'mysql', url }, tableName: TABLE, createTable: false, userId: { session: 'userId' } });
+    try {
+      const client = new SessionClient(running.url);
+      assert.equal((await client.post('/set', { userId: '中' })).status, 200);
+      assert.deepEqual((await running.app.get(EzSessionService).listForUser('中')).map((session) => session.sid), [claimsOf(client.token).sid]);
+    } finally {
+      await running.close();
+    }
   });
 });
