@@ -21,7 +21,8 @@ export type SessionErrorCode =
   | 'SESSION_STORE_UNAVAILABLE'
   | 'SESSION_DATA_INVALID'
   | 'SESSION_TOO_LARGE'
-  | 'SESSION_CLAIM_INVALID';
+  | 'SESSION_CLAIM_INVALID'
+  | 'SESSION_CSRF_REFUSED';
 
 /** The session lock could not be taken in time; the request wrote nothing. */
 export class SessionLockTimeoutError extends HttpException {
@@ -89,6 +90,27 @@ export class SessionClaimError extends HttpException {
       HttpStatus.UNPROCESSABLE_ENTITY
     );
     this.name = 'SessionClaimError';
+  }
+}
+
+/**
+ * A request from another origin (a cross-site form, a sibling subdomain's page) tried a state
+ * change with the session cookie, or to start a cookie session: refused before the session was
+ * opened, so nothing of it was read or written.
+ */
+export class SessionCsrfError extends HttpException {
+  readonly code: SessionErrorCode = 'SESSION_CSRF_REFUSED';
+
+  constructor() {
+    super(
+      {
+        statusCode: HttpStatus.FORBIDDEN,
+        error: 'SessionCsrfRefused',
+        message: 'Cross-origin request refused: it came from another origin with the session cookie. Send it from the app\'s own pages, with an Authorization: Bearer token, or list its origin in csrf.trustedOrigins.'
+      },
+      HttpStatus.FORBIDDEN
+    );
+    this.name = 'SessionCsrfError';
   }
 }
 

@@ -1,7 +1,7 @@
 export { EzSessionModule } from './ez-session.module.js';
 export { EzSessionService, type ActiveSession } from './ez-session.service.js';
 export type { RegenerateOptions } from './session/regenerate-options.js';
-export { Flash, Jwt, PublicRoute, RequireSession, Session, type SessionParamOptions } from './decorators/index.js';
+export { Flash, Jwt, PublicRoute, RequireSession, Session, SkipCsrf, type SessionParamOptions } from './decorators/index.js';
 export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
 export { EzSessionHealthIndicator, type EzSessionDependencyHealth, type EzSessionHealth, type EzSessionHealthOptions } from './health/ez-session.health-indicator.js';
 export type { EzSessionMetrics } from './observability/session-telemetry.js';
@@ -11,6 +11,7 @@ export {
   EzSessionConfigError,
   ReadonlySessionError,
   SessionClaimError,
+  SessionCsrfError,
   SessionDataError,
   SessionLockTimeoutError,
   SessionStoreUnavailableError,

@@ -18,7 +18,7 @@ export function sessionParameter(usage: Partial<SessionUsage>, factory: SessionP
     const exchange = requestExchangeOf(context);
     if (exchange) {
       const sessions = requestSessionsFor(exchange.request);
-      return factory(sessions, sessions.sessionOf(exchange.request, exchange.response, exchange.graphql), recorded);
+      return factory(sessions, sessions.sessionOf(exchange.request, exchange.response, exchange.graphql, context), recorded);
     }
     const socket = socketOf(context);
     if (!socket) throw new Error(`EzSession decorators need an HTTP request, a GraphQL operation or a socket; ${recorded.handler} runs in a "${context.getType()}" context`);

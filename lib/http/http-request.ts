@@ -4,10 +4,41 @@ import type { ExecutionContext } from '@nestjs/common';
 export interface HttpRequestLike {
   headers: Record<string, string | string[] | undefined>;
   ip?: string;
+  method?: string;
+  /** `'https'` or `'http'`, as the framework resolves it (Express `trust proxy`, Fastify `trustProxy`); Node's own request has none. */
+  protocol?: string;
+  /** Host and port, as the framework resolves it (Express 5 `req.host`, Fastify `request.host`). */
+  host?: string;
+  /** Node's request: whether the connection itself is TLS. */
+  socket?: { encrypted?: boolean };
   /** Fastify's request wraps Node's: that one is the same object everywhere the request goes. */
   raw?: object;
   /** Express links the request to its response. */
   res?: object;
+}
+
+/** Whether the request arrived over HTTPS, as the framework resolves it (a proxy's X-Forwarded-Proto counts only where the app trusts the proxy). */
+export function arrivedOverHttps(request: HttpRequestLike): boolean {
+  if (typeof request.protocol === 'string') return request.protocol === 'https';
+  return request.socket?.encrypted === true;
+}
+
+/** The request's own origin (scheme, host, port), as the framework resolves them; `undefined` without a usable Host. */
+export function ownOriginOf(request: HttpRequestLike): string | undefined {
+  const host = typeof request.host === 'string' && request.host !== '' ? request.host : request.headers.host;
+  if (typeof host !== 'string' || host === '') return undefined;
+  try {
+    // The URL parser writes the origin as browsers write Origin: lower case, no default port.
+    return new URL(`${arrivedOverHttps(request) ? 'https' : 'http'}://${host}`).origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One request header as a single string (a repeated header comes joined, so it never matches a lone expected value). */
+export function headerOf(headers: HttpRequestLike['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 /** The object that identifies one request wherever it is handed over (Fastify's request or Node's own). */

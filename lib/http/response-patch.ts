@@ -11,19 +11,25 @@ export type ResponsePatch =
 
 export const NO_PATCH: ResponsePatch = { kind: 'headers', headers: [] };
 
+/** How one response delivers a token: whether its cookie is Secure, and whether the token header goes too. */
+export interface TokenDelivery {
+  secure: boolean;
+  header: boolean;
+}
+
 /** The headers that carry a new token (or clear the cookie); `Set-Cookie` is appended, never replacing the app's cookies. */
-export function tokenHeaders(options: Pick<ResolvedOptions, 'cookie' | 'headerName'>, issued: IssuedToken | undefined): ResponsePatch {
+export function tokenHeaders(
+  options: Pick<ResolvedOptions, 'cookie' | 'headerName'>,
+  issued: IssuedToken | undefined,
+  delivery: TokenDelivery = { secure: options.cookie.secure === true, header: true }
+): ResponsePatch {
   if (!issued) return NO_PATCH;
   // A response that sets or clears a session token must never be served to someone else from a cache.
-  if ('clear' in issued) return { kind: 'headers', headers: [['set-cookie', serializeCookie(options.cookie, '', 0)], ['cache-control', 'no-store']] };
-  return {
-    kind: 'headers',
-    headers: [
-      ['set-cookie', serializeCookie(options.cookie, issued.token, issued.maxAge)],
-      [options.headerName, issued.token],
-      ['cache-control', 'no-store']
-    ]
-  };
+  if ('clear' in issued) return { kind: 'headers', headers: [['set-cookie', serializeCookie(options.cookie, '', 0, delivery.secure)], ['cache-control', 'no-store']] };
+  const headers: Array<[string, string]> = [['set-cookie', serializeCookie(options.cookie, issued.token, issued.maxAge, delivery.secure)]];
+  if (delivery.header) headers.push([options.headerName, issued.token]);
+  headers.push(['cache-control', 'no-store']);
+  return { kind: 'headers', headers };
 }
 
 /**

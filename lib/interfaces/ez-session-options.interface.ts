@@ -12,9 +12,15 @@ export interface EzSessionSigningKey {
 export interface EzSessionCookieOptions {
   /** Cookie name. Default `'ezsession'`. A `__Host-` prefix requires `secure: true` and no `domain`. */
   name?: string;
-  /** Default: `true` when `NODE_ENV === 'production'`, else `false`. */
-  secure?: boolean;
-  /** Default `'lax'`. `'none'` requires `secure: true`. */
+  /**
+   * Default `'auto'`: `Secure` on responses to requests that arrived over HTTPS as the framework
+   * resolves it (Express `req.secure` with `trust proxy`, Fastify `request.protocol` with
+   * `trustProxy`), and on every response when `NODE_ENV` is `production` (any letter case). With
+   * `sameSite: 'none'` or a `__Host-` / `__Secure-` name, `'auto'` means always `Secure` (browsers
+   * drop those cookies otherwise). `true` / `false`: always / never.
+   */
+  secure?: boolean | 'auto';
+  /** Default `'lax'`. `'none'` requires `secure: true` or `'auto'`. */
   sameSite?: 'lax' | 'strict' | 'none';
   /** Default: no Domain attribute (host-only cookie). */
   domain?: string;
@@ -33,6 +39,17 @@ export interface EzSessionBindingOptions {
   ip?: boolean;
   /** Bind to a value of your own, e.g. a device id header. */
   custom?: (request: any) => string;
+}
+
+/** Cross-origin request protection (CSRF) for requests whose session came, or would come, from the cookie. */
+export interface EzSessionCsrfOptions {
+  /**
+   * Origins allowed to send unsafe requests with the session cookie although they are not the
+   * request's own origin, e.g. a frontend on another subdomain that CORS lets in with credentials.
+   * Full origins only: scheme, host and port when not the default, as browsers send them in
+   * `Origin` (`'https://app.example.com'`, `'http://localhost:5173'`).
+   */
+  trustedOrigins?: string[];
 }
 
 /** Where the user id of a session lives, so sessions can be listed and revoked per user. */
@@ -92,8 +109,34 @@ export interface EzSessionModuleOptions {
    */
   redis?: RedisOptions | string | Redis | Cluster | EzSessionRedisCluster;
   cookie?: EzSessionCookieOptions;
-  /** Response header that carries a newly issued token. Default `'x-session-token'`. */
+  /** Response header that carries a newly issued token. Default `'x-session-token'`; see `tokenHeader` for when it is sent. */
   headerName?: string;
+  /**
+   * When a response carries a newly issued token in the `headerName` header (the cookie is sent
+   * either way). `'auto'` (default): when the request came with `Authorization: Bearer`, or showed
+   * no sign of a browser (no `Sec-Fetch-Site`, no `Origin`: curl, mobile apps, server-to-server,
+   * Node's `fetch`); never to a browser whose token travels in the HttpOnly cookie, where the header
+   * would hand the token to page scripts. `'always'`: every response that issues one (0.1.0's
+   * behaviour). `'never'`: cookie only.
+   */
+  tokenHeader?: 'auto' | 'always' | 'never';
+  /**
+   * Refuses, with 403 `SESSION_CSRF_REFUSED`, unsafe requests (not GET, HEAD or OPTIONS) that ask
+   * for their session with the cookie, or with no token at all (login CSRF), when they come from
+   * another origin: `Sec-Fetch-Site` other than `same-origin` / `none`, or, without it, an `Origin`
+   * that is not the request's own. Requests with neither header (non-browser clients) and requests
+   * with a Bearer token of this app pass; so do routes marked `@SkipCsrf()`. A cookie-authenticated
+   * WebSocket handshake from another origin gets no session. The check reads headers only (no
+   * storage I/O). Default: on; `false` turns it off.
+   */
+  csrf?: false | EzSessionCsrfOptions;
+  /**
+   * Goes into every token as `iss`; tokens with another `iss`, or none, are refused. Set it (and
+   * `audience`) when several apps could share a secret. Default: none (tokens carrying an `iss` are refused).
+   */
+  issuer?: string;
+  /** Goes into every token as `aud`; tokens with another `aud`, or none, are refused. Default: none (tokens carrying an `aud` are refused). */
+  audience?: string;
   /** Table holding the sessions. Default `'ez_sessions'`. */
   tableName?: string;
   /** Prefix of the Redis keys. Default `'ezsession:'`. */

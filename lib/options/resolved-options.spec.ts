@@ -16,14 +16,15 @@ function resolve(patch: Record<string, unknown> = {}): ResolvedOptions {
 }
 
 /** Asserts that resolving `patch` throws an EzSessionConfigError naming `option` (and saying exactly `problem`, when given). */
-function refuses(patch: Record<string, unknown> | undefined, option: string, problem?: string): void {
+function refuses(patch: Record<string, unknown> | undefined, option: string, problem?: string | RegExp): void {
   assert.throws(
     () => (patch === undefined ? resolveOptions(undefined) : resolve(patch)),
     (error: unknown) => {
       assert.ok(error instanceof EzSessionConfigError, `expected an EzSessionConfigError naming "${option}", got ${String(error)}`);
       assert.equal(error.option, option);
       assert.ok(error.message.startsWith(`EzSession option "${option}" `), error.message);
-      if (problem !== undefined) assert.equal(error.message, `EzSession option "${option}" ${problem}`);
+      if (problem instanceof RegExp) assert.match(error.message, problem);
+      else if (problem !== undefined) assert.equal(error.message, `EzSession option "${option}" ${problem}`);
       return true;
     },
     `${JSON.stringify(patch)} should be refused naming "${option}"`
@@ -53,8 +54,12 @@ describe('resolveOptions', () => {
       assert.deepEqual(rest, {
         dialect: 'mysql',
         redis: undefined,
-        cookie: { name: 'ezsession', secure: false, sameSite: 'lax', domain: undefined, path: '/' },
+        cookie: { name: 'ezsession', secure: 'auto', sameSite: 'lax', domain: undefined, path: '/' },
         headerName: 'x-session-token',
+        tokenHeader: 'auto',
+        csrf: { trustedOrigins: new Set() },
+        issuer: undefined,
+        audience: undefined,
         tableName: 'ez_sessions',
         keyPrefix: 'ezsession:',
         createTable: true,
@@ -93,10 +98,57 @@ describe('resolveOptions', () => {
       assert.deepEqual(keys[1].key.export(), Buffer.from(ring[1].secret, 'utf8'));
     });
 
-    it('makes the cookie Secure by default when NODE_ENV is production', () => {
-      assert.equal(withNodeEnv('production', () => resolve()).cookie.secure, true);
-      assert.equal(withNodeEnv('development', () => resolve()).cookie.secure, false);
+    it("makes the cookie Secure by default when NODE_ENV is production, in any letter case; else 'auto' (per request)", () => {
+      for (const env of ['production', 'Production', 'PRODUCTION', ' production ']) {
+        assert.equal(withNodeEnv(env, () => resolve()).cookie.secure, true, env);
+        assert.equal(withNodeEnv(env, () => resolve({ cookie: { secure: 'auto' } })).cookie.secure, true, env);
+      }
+      for (const env of ['development', 'prod', 'test', undefined]) assert.equal(withNodeEnv(env, () => resolve()).cookie.secure, 'auto', String(env));
       assert.equal(withNodeEnv('production', () => resolve({ cookie: { secure: false } })).cookie.secure, false);
+      assert.equal(withNodeEnv('development', () => resolve({ cookie: { secure: true } })).cookie.secure, true);
+    });
+
+    it("makes 'auto' always Secure for sameSite 'none' and prefixed names, which browsers drop otherwise", () => {
+      assert.equal(withNodeEnv('development', () => resolve({ cookie: { sameSite: 'none' } })).cookie.secure, true);
+      assert.equal(withNodeEnv('development', () => resolve({ cookie: { name: '__Host-s' } })).cookie.secure, true);
+      assert.equal(withNodeEnv('development', () => resolve({ cookie: { name: '__secure-s' } })).cookie.secure, true);
+    });
+
+    it('refuses a cookie.secure that is not true, false or auto', () => {
+      refuses({ cookie: { secure: 'yes' as never } }, 'cookie.secure', `must be true, false or 'auto'; got "yes"`);
+    });
+
+    it('takes tokenHeader auto, always or never, and refuses anything else', () => {
+      for (const mode of ['auto', 'always', 'never'] as const) assert.equal(resolve({ tokenHeader: mode }).tokenHeader, mode);
+      refuses({ tokenHeader: 'sometimes' as never }, 'tokenHeader', `must be 'auto', 'always' or 'never'; got "sometimes"`);
+    });
+
+    it('turns csrf off with false and keeps trusted origins exactly as given', () => {
+      assert.equal(resolve({ csrf: false }).csrf, false);
+      assert.deepEqual(resolve({ csrf: {} }).csrf, { trustedOrigins: new Set() });
+      const trusted = ['https://app.example.com', 'http://localhost:5173', 'https://[::1]:8443'];
+      assert.deepEqual(resolve({ csrf: { trustedOrigins: trusted } }).csrf, { trustedOrigins: new Set(trusted) });
+    });
+
+    it('refuses trusted origins that are not full origins as browsers send them', () => {
+      refuses({ csrf: { trustedOrigins: ['https://app.example.com/'] } }, 'csrf.trustedOrigins[0]', /did you mean "https:\/\/app\.example\.com"/);
+      refuses({ csrf: { trustedOrigins: ['https://ok.example', 'https://App.Example.com'] } }, 'csrf.trustedOrigins[1]', /did you mean "https:\/\/app\.example\.com"/);
+      refuses({ csrf: { trustedOrigins: ['https://app.example.com:443'] } }, 'csrf.trustedOrigins[0]', /did you mean "https:\/\/app\.example\.com"/);
+      refuses({ csrf: { trustedOrigins: ['https://app.example.com/path'] } }, 'csrf.trustedOrigins[0]');
+      for (const origin of ['app.example.com', '*.example.com', 'https://*.example.com', 'ftp://files.example.com', 'null', '', 42]) {
+        refuses({ csrf: { trustedOrigins: [origin as string] } }, 'csrf.trustedOrigins[0]', /must be a full origin/);
+      }
+      refuses({ csrf: { trustedOrigins: 'https://app.example.com' as never } }, 'csrf.trustedOrigins');
+      refuses({ csrf: true as never }, 'csrf');
+    });
+
+    it('keeps issuer and audience, and refuses empty or non-string ones', () => {
+      const resolved = resolve({ issuer: 'https://app.example.com', audience: 'app' });
+      assert.equal(resolved.issuer, 'https://app.example.com');
+      assert.equal(resolved.audience, 'app');
+      refuses({ issuer: '' }, 'issuer');
+      refuses({ audience: 42 as never }, 'audience');
+      refuses({ issuer: 'x'.repeat(257) }, 'issuer');
     });
 
     it('lowercases the header name', () => {
@@ -283,7 +335,7 @@ describe('resolveOptions', () => {
     });
 
     it("refuses sameSite 'none' without secure", () => {
-      refuses({ cookie: { sameSite: 'none', secure: false } }, 'cookie.sameSite', "'none' requires cookie.secure: true (browsers drop it otherwise)");
+      refuses({ cookie: { sameSite: 'none', secure: false } }, 'cookie.sameSite', "'none' requires cookie.secure: true or 'auto' (browsers drop it otherwise)");
       assert.equal(resolve({ cookie: { sameSite: 'none', secure: true } }).cookie.sameSite, 'none');
     });
 
@@ -301,7 +353,7 @@ describe('resolveOptions', () => {
     });
 
     it('refuses a __Host- cookie that is not secure, has a domain or another path, whatever the case of the prefix', () => {
-      const problem = 'uses the __Host- prefix, which needs secure: true, path "/" and no domain';
+      const problem = "uses the __Host- prefix, which needs secure: true or 'auto', path \"/\" and no domain";
       refuses({ cookie: { name: '__Host-s', secure: false } }, 'cookie.name', problem);
       refuses({ cookie: { name: '__Host-s', secure: true, domain: 'example.com' } }, 'cookie.name', problem);
       refuses({ cookie: { name: '__Host-s', secure: true, path: '/app' } }, 'cookie.name', problem);
@@ -313,7 +365,7 @@ describe('resolveOptions', () => {
     });
 
     it('refuses a __Secure- cookie that is not secure, whatever the case of the prefix', () => {
-      refuses({ cookie: { name: '__Secure-s', secure: false } }, 'cookie.name', 'uses the __Secure- prefix, which needs secure: true');
+      refuses({ cookie: { name: '__Secure-s', secure: false } }, 'cookie.name', "uses the __Secure- prefix, which needs secure: true or 'auto'");
       refuses({ cookie: { name: '__SECURE-s', secure: false } }, 'cookie.name');
     });
   });

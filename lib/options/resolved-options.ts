@@ -20,12 +20,18 @@ export interface ResolvedOptions {
   redis: RedisOptions | string | Redis | Cluster | EzSessionRedisCluster | undefined;
   cookie: {
     name: string;
-    secure: boolean;
+    /** `'auto'`: Secure when the request arrived over HTTPS (already `true` at boot in production). */
+    secure: boolean | 'auto';
     sameSite: 'lax' | 'strict' | 'none';
     domain: string | undefined;
     path: string;
   };
   headerName: string;
+  tokenHeader: 'auto' | 'always' | 'never';
+  /** `false` when off; trusted origins as browsers spell them in `Origin`. */
+  csrf: false | { trustedOrigins: ReadonlySet<string> };
+  issuer: string | undefined;
+  audience: string | undefined;
   tableName: string;
   keyPrefix: string;
   createTable: boolean;
@@ -69,6 +75,10 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     throw new EzSessionConfigError('headerName', `is not a valid HTTP header name: ${JSON.stringify(header)}`);
   }
   const headerName = header.toLowerCase();
+  const tokenHeader = options.tokenHeader ?? 'auto';
+  if (!['auto', 'always', 'never'].includes(tokenHeader)) {
+    throw new EzSessionConfigError('tokenHeader', `must be 'auto', 'always' or 'never'; got ${JSON.stringify(tokenHeader)}`);
+  }
   const keyPrefix = options.keyPrefix ?? 'ezsession:';
   if (typeof keyPrefix !== 'string' || keyPrefix.length > 64) {
     throw new EzSessionConfigError('keyPrefix', 'must be a string of at most 64 characters');
@@ -86,6 +96,10 @@ export function resolveOptions(options: EzSessionModuleOptions | undefined): Res
     redis: resolveRedis(options.redis),
     cookie,
     headerName,
+    tokenHeader,
+    csrf: resolveCsrf(options.csrf),
+    issuer: resolveTokenParty('issuer', options.issuer),
+    audience: resolveTokenParty('audience', options.audience),
     tableName,
     keyPrefix,
     createTable: options.createTable ?? true,
@@ -180,14 +194,21 @@ function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): R
   if (typeof name !== 'string' || !TOKEN_CHARS.test(name)) {
     throw new EzSessionConfigError('cookie.name', `is not a valid cookie name: ${JSON.stringify(name)}`);
   }
-  const secure = cookie.secure ?? process.env.NODE_ENV === 'production';
+  const requested = cookie.secure ?? 'auto';
+  if (requested !== true && requested !== false && requested !== 'auto') {
+    throw new EzSessionConfigError('cookie.secure', `must be true, false or 'auto'; got ${JSON.stringify(requested)}`);
+  }
   const sameSite = cookie.sameSite ?? 'lax';
   if (!['lax', 'strict', 'none'].includes(sameSite)) {
     throw new EzSessionConfigError('cookie.sameSite', `must be 'lax', 'strict' or 'none'; got ${JSON.stringify(sameSite)}`);
   }
-  if (sameSite === 'none' && !secure) {
-    throw new EzSessionConfigError('cookie.sameSite', "'none' requires cookie.secure: true (browsers drop it otherwise)");
+  if (sameSite === 'none' && requested === false) {
+    throw new EzSessionConfigError('cookie.sameSite', "'none' requires cookie.secure: true or 'auto' (browsers drop it otherwise)");
   }
+  // Browsers drop a SameSite=None or prefixed cookie that is not Secure, on any scheme (localhost
+  // counts as secure for cookies): 'auto' then means always, rather than a cookie that vanishes over HTTP.
+  const prefixed = /^__(host|secure)-/i.test(name);
+  const secure = requested === 'auto' && (isProduction() || sameSite === 'none' || prefixed) ? true : requested;
   const path = cookie.path ?? '/';
   if (typeof path !== 'string' || !path.startsWith('/') || /[;\s]/.test(path)) {
     throw new EzSessionConfigError('cookie.path', `must start with "/" and hold no ";" or spaces; got ${JSON.stringify(path)}`);
@@ -196,12 +217,54 @@ function resolveCookie(cookie: NonNullable<EzSessionModuleOptions['cookie']>): R
     throw new EzSessionConfigError('cookie.domain', `is not a domain name: ${JSON.stringify(cookie.domain)}`);
   }
   if (name.toLowerCase().startsWith('__host-') && (!secure || cookie.domain !== undefined || path !== '/')) {
-    throw new EzSessionConfigError('cookie.name', 'uses the __Host- prefix, which needs secure: true, path "/" and no domain');
+    throw new EzSessionConfigError('cookie.name', "uses the __Host- prefix, which needs secure: true or 'auto', path \"/\" and no domain");
   }
   if (name.toLowerCase().startsWith('__secure-') && !secure) {
-    throw new EzSessionConfigError('cookie.name', 'uses the __Secure- prefix, which needs secure: true');
+    throw new EzSessionConfigError('cookie.name', "uses the __Secure- prefix, which needs secure: true or 'auto'");
   }
   return { name, secure, sameSite, domain: cookie.domain, path };
+}
+
+/** `NODE_ENV` as deployments spell it: `production`, `Production`, `PRODUCTION`. */
+function isProduction(): boolean {
+  return process.env.NODE_ENV?.trim().toLowerCase() === 'production';
+}
+
+function resolveCsrf(csrf: EzSessionModuleOptions['csrf']): ResolvedOptions['csrf'] {
+  if (csrf === false) return false;
+  if (csrf === undefined) return { trustedOrigins: new Set() };
+  if (typeof csrf !== 'object' || csrf === null || Array.isArray(csrf)) {
+    throw new EzSessionConfigError('csrf', `must be false or { trustedOrigins: [...] }; got ${JSON.stringify(csrf)}`);
+  }
+  const list = csrf.trustedOrigins ?? [];
+  if (!Array.isArray(list)) throw new EzSessionConfigError('csrf.trustedOrigins', 'must be an array of origins such as "https://app.example.com"');
+  const trustedOrigins = new Set<string>();
+  list.forEach((origin, index) => {
+    let parsed: URL | undefined;
+    try {
+      parsed = typeof origin === 'string' ? new URL(origin) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    // Exactly as a browser writes Origin: a prefix or pattern would let in more than was meant.
+    const web = parsed !== undefined && (parsed.protocol === 'https:' || parsed.protocol === 'http:') && /^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d+)?$/.test(parsed.host);
+    if (!parsed || !web || parsed.origin !== origin) {
+      throw new EzSessionConfigError(
+        `csrf.trustedOrigins[${index}]`,
+        `must be a full origin as browsers send it in Origin (scheme://host[:port], lower case, no path or trailing "/"), e.g. "https://app.example.com"; got ${JSON.stringify(origin)}${web && parsed?.origin !== origin ? ` (did you mean "${parsed?.origin}"?)` : ''}`
+      );
+    }
+    trustedOrigins.add(origin);
+  });
+  return { trustedOrigins };
+}
+
+function resolveTokenParty(option: 'issuer' | 'audience', value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
+    throw new EzSessionConfigError(option, `must be a non-empty string of at most 256 characters, e.g. "https://app.example.com"; got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 function resolveBinding(bind: NonNullable<EzSessionModuleOptions['bind']>): ResolvedOptions['bind'] {

@@ -3,6 +3,7 @@ import { ReadonlySessionError, SessionClaimError } from '../ez-session.errors.js
 import { FlashBag } from '../flash/flash-bag.js';
 import type { SessionLock } from '../storage/session.repository.js';
 import { RESERVED_CLAIMS, type SessionClaims } from '../token/session-claims.js';
+import type { TokenCarrier } from '../token/token-transport.js';
 import { ChangeTracker } from './change-tracker.js';
 import { readonlyView } from './readonly-view.js';
 import { retainKeys, type KeptNames } from './regenerate-options.js';
@@ -25,6 +26,8 @@ export interface SessionStart {
   /** The token must be re-issued even if nothing changes (half its idle window used, or an old key). */
   refresh: boolean;
   now: number;
+  /** How the request carried its token (valid or not), if it carried one. */
+  carrier?: TokenCarrier;
 }
 
 /** Who holds a request's session: it computes the binding hash, and hears of the first change. */
@@ -48,6 +51,8 @@ export class RequestSession {
   /** A valid token came with the request. */
   readonly hadToken: boolean;
   readonly refresh: boolean;
+  /** How the request carried its token: a Bearer client gets new tokens in the header, a browser's stay in the cookie. */
+  readonly carrier: TokenCarrier | undefined;
   /** The client must get a new token even if nothing else changed (new id, or its `stored` flag was wrong). */
   replaced = false;
   /** The session was destroyed in this request; the cookie is cleared unless something new is stored. */
@@ -96,6 +101,7 @@ export class RequestSession {
     this.createdAt = claims?.sct ?? start.now;
     this.knownFingerprint = start.fingerprint;
     this.refresh = start.refresh;
+    this.carrier = start.carrier;
     this.claims = this.trackClaims(claims?.custom ?? {});
   }
 

@@ -6,10 +6,12 @@ import { SessionLockTimeoutError } from '../ez-session.errors.js';
 import { graphqlErrorOf, graphqlErrorPatch } from '../graphql/graphql-error.js';
 import { answeredWithErrors } from '../graphql/graphql-request.js';
 import { installFastifyHook } from '../http/fastify-response.hook.js';
-import { requestKey, type HttpRequestLike } from '../http/http-request.js';
+import { arrivedOverHttps, isExecutionContext, requestKey, type HttpRequestLike } from '../http/http-request.js';
 import { holdNodeResponse } from '../http/node-response.hook.js';
-import { errorPatch, tokenHeaders, type ResponsePatch } from '../http/response-patch.js';
+import { errorPatch, NO_PATCH, tokenHeaders, type ResponsePatch } from '../http/response-patch.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
+import { crossOriginRefusal } from '../policy/cross-origin.policy.js';
+import { exposesToken } from '../policy/token-exposure.policy.js';
 import { socketOf, type UpgradeRequestLike } from '../ws/socket-handshake.js';
 import { SocketSessions } from '../ws/socket-sessions.js';
 import { wsErrorOf } from '../ws/ws-error.js';
@@ -81,7 +83,7 @@ export class RequestSessions implements OnApplicationShutdown {
    */
   of(target: ExecutionContext | object, upgrade?: UpgradeRequestLike): RequestSession {
     const exchange = requestExchangeOf(target);
-    if (exchange) return this.sessionOf(exchange.request, exchange.response, exchange.graphql);
+    if (exchange) return this.sessionOf(exchange.request, exchange.response, exchange.graphql, isExecutionContext(target) ? target : undefined);
     const socket = socketOf(target);
     if (socket) return this.sockets.sessionOf(socket, upgrade);
     throw new Error(`EzSession: no HTTP request or socket in this context (${describe(target)}); sessions are read from HTTP requests, GraphQL operations and WebSocket handshakes`);
@@ -96,7 +98,11 @@ export class RequestSessions implements OnApplicationShutdown {
     return session;
   }
 
-  sessionOf(request: HttpRequestLike, response: object | undefined, graphql = false): RequestSession {
+  /**
+   * `context`, when the session is reached through one, tells whether the route is marked
+   * `@SkipCsrf()`. A refused request gets no session (and so touches none): every ask throws.
+   */
+  sessionOf(request: HttpRequestLike, response: object | undefined, graphql = false, context?: ExecutionContext): RequestSession {
     const key = requestKey(request);
     const known = this.exchanges.get(key);
     if (known) {
@@ -104,9 +110,12 @@ export class RequestSessions implements OnApplicationShutdown {
       if (graphql) known.graphql = true;
       return known.session;
     }
+    const presented = this.opener.presented(request);
+    const refusal = crossOriginRefusal(request, presented?.carrier, this.options, context);
+    if (refusal) throw graphql ? graphqlErrorOf(refusal) : refusal;
     const exchange = new Exchange(this, request, response);
     exchange.graphql = graphql;
-    exchange.session = this.opener.open(request, exchange);
+    exchange.session = this.opener.open(request, exchange, presented);
     this.exchanges.set(key, exchange);
     // A token due for renewal is re-issued by whatever request asks for its session.
     if (exchange.session.refresh) exchange.session.changed();
@@ -196,12 +205,21 @@ export class RequestSessions implements OnApplicationShutdown {
   private async finish(exchange: Exchange, status: number, body: unknown): Promise<ResponsePatch> {
     const failed = status >= 400 || (exchange.graphql && answeredWithErrors(body));
     try {
-      return tokenHeaders(this.options, await this.manager.commit(exchange.session, failed));
+      const issued = await this.manager.commit(exchange.session, failed);
+      return issued ? tokenHeaders(this.options, issued, this.deliveryTo(exchange)) : NO_PATCH;
     } catch (error) {
       // EzSession's own errors (lock timeout, store down, unstorable data) are answers; anything else is a bug to see in the log.
       if (!(error instanceof HttpException)) this.logger.error(`Session commit failed: ${(error as Error)?.stack ?? String(error)}`);
       return exchange.graphql ? graphqlErrorPatch(error) : errorPatch(error);
     }
+  }
+
+  private deliveryTo(exchange: Exchange): { secure: boolean; header: boolean } {
+    const { cookie, tokenHeader } = this.options;
+    return {
+      secure: cookie.secure === 'auto' ? arrivedOverHttps(exchange.request) : cookie.secure,
+      header: exposesToken(tokenHeader, exchange.request, exchange.session.carrier)
+    };
   }
 
   private async abandon(session: RequestSession): Promise<void> {

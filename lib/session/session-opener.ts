@@ -9,7 +9,7 @@ import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import type { SessionClaims } from '../token/session-claims.js';
 import { SessionTokenCodec } from '../token/session-token.codec.js';
-import { readToken } from '../token/token-transport.js';
+import { readToken, type PresentedToken } from '../token/token-transport.js';
 import { RequestSession, type SessionOwner } from './request-session.js';
 import { SessionEvents } from './session-events.js';
 
@@ -32,10 +32,16 @@ export class SessionOpener {
     private readonly telemetry: SessionTelemetry
   ) {}
 
-  open(request: HttpRequestLike, owner: SessionOwner): RequestSession {
+  /** The token the request carries and how; a Bearer token that is not this app's is passed over for the cookie. */
+  presented(request: HttpRequestLike): PresentedToken | undefined {
+    return readToken(request.headers, this.options.cookie.name, (token) => this.codec.isOurs(token));
+  }
+
+  /** `presented`: what `presented(request)` found, or `undefined` to open it as carrying no token. */
+  open(request: HttpRequestLike, owner: SessionOwner, presented: PresentedToken | undefined): RequestSession {
     const exactNow = this.clock.now() / 1000;
     const now = Math.floor(exactNow);
-    const verdict = this.codec.verify(readToken(request.headers, this.options.cookie.name), now);
+    const verdict = this.codec.verify(presented?.token, now);
     let claims: SessionClaims | undefined;
     let fingerprint: string | undefined | null;
     // Counted once per request that asks: here, unless its data is stored (then where the data comes from, see SessionManager).
@@ -64,7 +70,7 @@ export class SessionOpener {
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
     const refresh = claims !== undefined && (exactNow - claims.iat >= this.options.idleTimeout / 2 || (verdict.valid && verdict.key !== 0));
-    const session = new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now }, owner);
+    const session = new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now, carrier: presented?.carrier }, owner);
     if (resolution) this.telemetry.count(resolution);
     else session.uncounted = true;
     return session;

@@ -5,6 +5,11 @@ import { RESERVED_CLAIMS, SID_PATTERN, type SessionClaims, type TokenVerdict } f
 /** Browsers drop a cookie whose name and value exceed 4096 bytes (RFC 6265bis). */
 export const MAX_TOKEN_BYTES = 4096;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/;
+/**
+ * The `typ` of EzSession's tokens (RFC 8725 section 3.11): another kind of JWT signed with the same
+ * secret (a password-reset token, 0.1.0's `typ: "JWT"`) is never taken for a session token.
+ */
+export const TOKEN_TYPE = 'ezsession+jwt';
 /** How many genuine tokens `verify` remembers (about 1 KB each); the oldest is forgotten first. */
 const GENUINE_TOKENS_KEPT = 10_000;
 
@@ -37,10 +42,17 @@ export class SessionTokenCodec {
   private readonly signingHeaderClaims: Record<string, unknown>;
   private readonly genuine = new Map<string, GenuineToken>();
 
-  constructor(private readonly options: Pick<ResolvedOptions, 'keys' | 'clockSkew'>) {
+  private readonly issuer: string | undefined;
+  private readonly audience: string | undefined;
+  private readonly parties: { iss?: string; aud?: string };
+
+  constructor(private readonly options: Pick<ResolvedOptions, 'keys' | 'clockSkew'> & Partial<Pick<ResolvedOptions, 'issuer' | 'audience'>>) {
     this.signer = options.keys[0];
     this.verifiers = new Map(options.keys.map((k, index) => [k.id, index]));
-    const header = this.signer.id === undefined ? { alg: 'HS256', typ: 'JWT' } : { alg: 'HS256', typ: 'JWT', kid: this.signer.id };
+    this.issuer = options.issuer;
+    this.audience = options.audience;
+    this.parties = { ...(this.issuer === undefined ? {} : { iss: this.issuer }), ...(this.audience === undefined ? {} : { aud: this.audience }) };
+    const header = this.signer.id === undefined ? { alg: 'HS256', typ: TOKEN_TYPE } : { alg: 'HS256', typ: TOKEN_TYPE, kid: this.signer.id };
     this.signingHeader = base64url(JSON.stringify(header));
     this.signingHeaderClaims = header;
   }
@@ -48,7 +60,7 @@ export class SessionTokenCodec {
   /** A token issued at `now` (whole seconds of the session clock), its `iat`. */
   sign(claims: Omit<SessionClaims, 'iat'>, now: number): string {
     const { sid, stored, exp, sct, fp } = claims;
-    const payload = base64url(JSON.stringify({ ...claims.custom, sid, stored, iat: now, exp, sct, ...(fp === undefined ? {} : { fp }) }));
+    const payload = base64url(JSON.stringify({ ...claims.custom, sid, stored, iat: now, exp, sct, ...(fp === undefined ? {} : { fp }), ...this.parties }));
     const input = `${this.signingHeader}.${payload}`;
     return `${input}.${mac(this.signer, input).toString('base64url')}`;
   }
@@ -56,6 +68,20 @@ export class SessionTokenCodec {
   /** The claims of a genuine token in force at `now` (whole seconds of the session clock), or why it is refused; never throws. */
   verify(token: string | undefined, now: number): TokenVerdict {
     if (!token) return { valid: false, reason: 'absent' };
+    const genuine = this.genuineToken(token);
+    return 'reason' in genuine ? genuine : this.inForce(genuine, now);
+  }
+
+  /**
+   * Whether `token` was issued by this app (its type, issuer, audience, one of its keys), whether
+   * or not it is still in force: a Bearer token that is not is someone else's (a gateway's, another
+   * service's) and must not hide the session cookie.
+   */
+  isOurs(token: string): boolean {
+    return !('reason' in this.genuineToken(token));
+  }
+
+  private genuineToken(token: string): GenuineToken | Extract<TokenVerdict, { valid: false }> {
     let genuine = this.genuine.get(token);
     if (genuine === undefined) {
       const checked = this.authenticate(token);
@@ -64,7 +90,7 @@ export class SessionTokenCodec {
       if (this.genuine.size >= GENUINE_TOKENS_KEPT) this.genuine.delete(this.genuine.keys().next().value as string);
       this.genuine.set(token, genuine);
     }
-    return this.inForce(genuine, now);
+    return genuine;
   }
 
   /**
@@ -78,7 +104,9 @@ export class SessionTokenCodec {
     const [headerPart, payloadPart, signaturePart] = token.split('.');
     // Tokens this instance signed carry its own header: no need to decode it again.
     const header = headerPart === this.signingHeader ? this.signingHeaderClaims : parseObject(headerPart);
-    if (!header || header.alg !== 'HS256' || (header.typ !== undefined && header.typ !== 'JWT')) return { valid: false, reason: 'malformed' };
+    if (!header || header.alg !== 'HS256' || header.typ !== TOKEN_TYPE) return { valid: false, reason: 'malformed' };
+    // RFC 7515 section 4.1.11: a `crit` names extensions the verifier must understand; EzSession understands none.
+    if ('crit' in header) return { valid: false, reason: 'malformed' };
     if (header.kid !== undefined && typeof header.kid !== 'string') return { valid: false, reason: 'malformed' };
     const keyIndex = this.verifiers.get(header.kid as string | undefined);
     if (keyIndex === undefined) return { valid: false, reason: 'signature' };
@@ -95,6 +123,8 @@ export class SessionTokenCodec {
     if (!isNumericDate(iat) || !isNumericDate(exp) || !isNumericDate(sct)) return { valid: false, reason: 'malformed' };
     if (fp !== undefined && typeof fp !== 'string') return { valid: false, reason: 'malformed' };
     if (nbf !== undefined && !isNumericDate(nbf)) return { valid: false, reason: 'malformed' };
+    // Exactly the configured value, or none when none is configured: another app sharing the secret is another issuer.
+    if (payload.iss !== this.issuer || payload.aud !== this.audience) return { valid: false, reason: 'malformed' };
 
     const custom: Record<string, unknown> = {};
     let flat = true;

@@ -7,42 +7,58 @@ const NAME = 'ezsession';
 type Cookie = ResolvedOptions['cookie'];
 const COOKIE: Cookie = { name: NAME, secure: false, sameSite: 'lax', domain: undefined, path: '/' };
 
+/** The token readToken picks, without its carrier. */
+const tokenOf = (headers: Record<string, string>) => readToken(headers, NAME)?.token;
+
 describe('readToken', () => {
+  it('says which carrier the token came in', () => {
+    assert.deepEqual(readToken({ authorization: 'Bearer a.b.c', cookie: `${NAME}=x.y.z` }, NAME), { token: 'a.b.c', carrier: 'bearer' });
+    assert.deepEqual(readToken({ cookie: `${NAME}=x.y.z` }, NAME), { token: 'x.y.z', carrier: 'cookie' });
+    assert.equal(readToken({}, NAME), undefined);
+  });
+
+  it('passes over a Bearer token that is not ours, for the cookie', () => {
+    const ours = (token: string) => token.startsWith('ours.');
+    assert.deepEqual(readToken({ authorization: 'Bearer gateway.jwt.sig', cookie: `${NAME}=ours.cookie.sig` }, NAME, ours), { token: 'ours.cookie.sig', carrier: 'cookie' });
+    assert.equal(readToken({ authorization: 'Bearer gateway.jwt.sig' }, NAME, ours), undefined);
+    assert.deepEqual(readToken({ authorization: 'Bearer ours.bearer.sig', cookie: `${NAME}=ours.cookie.sig` }, NAME, ours), { token: 'ours.bearer.sig', carrier: 'bearer' });
+  });
+
   it('reads the token of an Authorization: Bearer header', () => {
-    assert.equal(readToken({ authorization: 'Bearer header.token.sig' }, NAME), 'header.token.sig');
+    assert.equal(tokenOf({ authorization: 'Bearer header.token.sig' }), 'header.token.sig');
   });
 
   it('prefers the Bearer token over the cookie', () => {
-    assert.equal(readToken({ authorization: 'Bearer from-header', cookie: `${NAME}=from-cookie` }, NAME), 'from-header');
+    assert.equal(tokenOf({ authorization: 'Bearer from-header', cookie: `${NAME}=from-cookie` }), 'from-header');
   });
 
   it('accepts the Bearer scheme in any case', () => {
     for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
-      assert.equal(readToken({ authorization: `${scheme} tok` }, NAME), 'tok', scheme);
+      assert.equal(tokenOf({ authorization: `${scheme} tok` }), 'tok', scheme);
     }
   });
 
   it('trims spaces around the Bearer token', () => {
-    assert.equal(readToken({ authorization: 'Bearer    tok  ' }, NAME), 'tok');
+    assert.equal(tokenOf({ authorization: 'Bearer    tok  ' }), 'tok');
   });
 
   it('falls back to the cookie when the Bearer token is empty', () => {
-    assert.equal(readToken({ authorization: 'Bearer    ', cookie: `${NAME}=from-cookie` }, NAME), 'from-cookie');
-    assert.equal(readToken({ authorization: 'Bearer ', cookie: `${NAME}=from-cookie` }, NAME), 'from-cookie');
+    assert.equal(tokenOf({ authorization: 'Bearer    ', cookie: `${NAME}=from-cookie` }), 'from-cookie');
+    assert.equal(tokenOf({ authorization: 'Bearer ', cookie: `${NAME}=from-cookie` }), 'from-cookie');
   });
 
   it('falls back to the cookie for another scheme, or "Bearer" without a space', () => {
-    assert.equal(readToken({ authorization: 'Basic dXNlcjpwYXNz', cookie: `${NAME}=from-cookie` }, NAME), 'from-cookie');
-    assert.equal(readToken({ authorization: 'Bearertok', cookie: `${NAME}=from-cookie` }, NAME), 'from-cookie');
+    assert.equal(tokenOf({ authorization: 'Basic dXNlcjpwYXNz', cookie: `${NAME}=from-cookie` }), 'from-cookie');
+    assert.equal(tokenOf({ authorization: 'Bearertok', cookie: `${NAME}=from-cookie` }), 'from-cookie');
   });
 
   it('reads the cookie when there is no Authorization header', () => {
-    assert.equal(readToken({ cookie: `theme=dark; ${NAME}=from-cookie` }, NAME), 'from-cookie');
+    assert.equal(tokenOf({ cookie: `theme=dark; ${NAME}=from-cookie` }), 'from-cookie');
   });
 
   it('gives undefined when the request carries neither', () => {
-    assert.equal(readToken({}, NAME), undefined);
-    assert.equal(readToken({ authorization: 'Basic x', cookie: 'theme=dark' }, NAME), undefined);
+    assert.equal(tokenOf({}), undefined);
+    assert.equal(tokenOf({ authorization: 'Basic x', cookie: 'theme=dark' }), undefined);
   });
 });
 
@@ -86,6 +102,13 @@ describe('readCookie', () => {
 });
 
 describe('serializeCookie', () => {
+  it("marks the cookie Secure as the request decided when cookie.secure is 'auto'", () => {
+    const auto: Cookie = { ...COOKIE, secure: 'auto' };
+    assert.match(serializeCookie(auto, 'tok', 60, true), /; HttpOnly; Secure; SameSite=Lax$/);
+    assert.doesNotMatch(serializeCookie(auto, 'tok', 60, false), /Secure/);
+    assert.doesNotMatch(serializeCookie(auto, 'tok', 60), /Secure/, 'no request said HTTPS');
+  });
+
   it('writes the value, Max-Age, Path, HttpOnly and SameSite by default', () => {
     assert.equal(serializeCookie(COOKIE, 'tok', 7200), 'ezsession=tok; Max-Age=7200; Path=/; HttpOnly; SameSite=Lax');
   });

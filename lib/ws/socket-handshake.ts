@@ -60,6 +60,23 @@ export function handshakeOf(socket: object, upgrade: UpgradeRequestLike | undefi
   return undefined;
 }
 
+/**
+ * The handshake's `Origin` when it names the host the handshake was sent to, else `undefined`. The
+ * scheme is not compared: behind a TLS-terminating proxy the upgrade arrives as plain HTTP, and
+ * the socket layer has no trust-proxy setting to tell what the browser used.
+ */
+export function sameHostOrigin(headers: Headers): string | undefined {
+  const origin = headers.origin;
+  const host = headers.host;
+  if (typeof origin !== 'string' || typeof host !== 'string') return undefined;
+  try {
+    const parsed = new URL(origin);
+    return parsed.host === new URL(`${parsed.protocol}//${host}`).host ? origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The object that tells which app's server accepted the socket (when several run in one process). */
 export function socketRequestOf(socket: object): object {
   return (isSocketIo(socket) && socket.request) || socket;

@@ -2,11 +2,14 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import type { HttpRequestLike } from '../http/http-request.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { RequestSession, type SessionOwner } from '../session/request-session.js';
 import { SessionOpener } from '../session/session-opener.js';
-import { closeEventOf, handshakeOf, type UpgradeRequestLike } from './socket-handshake.js';
+import { fromAnotherOrigin } from '../policy/cross-origin.policy.js';
+import type { PresentedToken } from '../token/token-transport.js';
+import { closeEventOf, handshakeOf, sameHostOrigin, type UpgradeRequestLike } from './socket-handshake.js';
 
 /** Nothing can be written back over a socket (no Set-Cookie): its session is read-only, and never asks for a commit. */
 const READ_ONLY_OWNER: SessionOwner = {
@@ -64,10 +67,22 @@ export class SocketSessions implements OnApplicationShutdown {
         'EzSession: a ws socket keeps nothing of its upgrade request, so its session is opened at connection: in handleConnection(client, request), call sessions.claims(client, request) (or session(client, request)) once'
       );
     }
-    const session = this.opener.open(handshake, READ_ONLY_OWNER);
+    const presented = this.opener.presented(handshake);
+    const session = this.opener.open(handshake, READ_ONLY_OWNER, this.admitted(handshake, presented));
     this.sessions.set(socket, session);
     if (session.hadToken) this.track(socket, session.sid);
     return session;
+  }
+
+  /**
+   * Cross-site WebSocket hijacking: a browser sends the cookie with a handshake any page starts, so
+   * a cookie handshake from another origin gets no session (as if it had no cookie), rather than
+   * an error the app's handleConnection would have to catch. Bearer tokens (`auth.token`) pass.
+   */
+  private admitted(handshake: HttpRequestLike, presented: PresentedToken | undefined): PresentedToken | undefined {
+    const { csrf } = this.options;
+    if (!presented || presented.carrier === 'bearer' || csrf === false) return presented;
+    return fromAnotherOrigin(handshake.headers, () => sameHostOrigin(handshake.headers), csrf.trustedOrigins) ? undefined : presented;
   }
 
   /** Whether `session` is a socket's. */

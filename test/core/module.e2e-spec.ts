@@ -36,10 +36,10 @@ describe('module options are checked at boot', () => {
     ['a lock timeout out of range', { secret: TEST_SECRET, database, lockTimeout: -1 }, /"lockTimeout" must be a number from 0.1 to 300/],
     ['a clock skew over five minutes', { secret: TEST_SECRET, database, clockSkew: 3600 }, /"clockSkew" must be a number from 0 to 300/],
     ['a clock that reads seconds', { secret: TEST_SECRET, database, clock: { now: () => Math.floor(Date.now() / 1000) } }, /"clock" must return milliseconds since the epoch/],
-    ['SameSite=None without Secure', { secret: TEST_SECRET, database, cookie: { sameSite: 'none' } }, /"cookie.sameSite" 'none' requires cookie.secure/],
+    ['SameSite=None without Secure', { secret: TEST_SECRET, database, cookie: { sameSite: 'none', secure: false } }, /"cookie.sameSite" 'none' requires cookie.secure/],
     ['a Redis url with an http: scheme (ioredis would read it as a socket path)', { secret: TEST_SECRET, database, redis: 'http://127.0.0.1:6420' }, /^EzSession option "redis" has the scheme "http:"/],
     ['a Redis url that is not a URL', { secret: TEST_SECRET, database, redis: '127.0.0.1:6420' }, /^EzSession option "redis" is not a URL/],
-    ['a __Host- cookie without Secure', { secret: TEST_SECRET, database, cookie: { name: '__Host-session' } }, /__Host- prefix/]
+    ['a __Host- cookie without Secure', { secret: TEST_SECRET, database, cookie: { name: '__Host-session', secure: false } }, /__Host- prefix/]
   ];
   for (const [what, options, message] of refusals) {
     it(`refuses ${what} with a message naming the option`, async () => {

@@ -27,7 +27,7 @@ for (const adapter of ADAPTERS) {
       const client = new SessionClient(running.url);
       const { issued } = await client.post('/login');
       const [header] = issued!.split('.');
-      assert.deepEqual(JSON.parse(Buffer.from(header, 'base64url').toString()), { alg: 'HS256', typ: 'JWT' });
+      assert.deepEqual(JSON.parse(Buffer.from(header, 'base64url').toString()), { alg: 'HS256', typ: 'ezsession+jwt' });
       const claims = claimsOf(issued);
       assert.match(claims.sid, UUID_V4);
       assert.equal(claims.stored, true);
@@ -93,19 +93,19 @@ for (const adapter of ADAPTERS) {
           const [h, p, s] = genuine.split('.');
           return `${h}.${b64({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), role: 'root' })}.${s}`;
         }],
-        ['a signature from another secret', () => forge({ alg: 'HS256', typ: 'JWT' }, claimsOf(genuine), 'another-secret-9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a')],
-        ['alg none', () => `${b64({ alg: 'none', typ: 'JWT' })}.${genuine.split('.')[1]}.`],
+        ['a signature from another secret', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, claimsOf(genuine), 'another-secret-9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a')],
+        ['alg none', () => `${b64({ alg: 'none', typ: 'ezsession+jwt' })}.${genuine.split('.')[1]}.`],
         ['alg nOnE with a signature', () => forge({ alg: 'nOnE' }, claimsOf(genuine))],
-        ['alg HS512', () => forge({ alg: 'HS512', typ: 'JWT' }, claimsOf(genuine))],
-        ['an expired token', () => forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(genuine), iat: 1000, exp: 2000 })],
+        ['alg HS512', () => forge({ alg: 'HS512', typ: 'ezsession+jwt' }, claimsOf(genuine))],
+        ['an expired token', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, { ...claimsOf(genuine), iat: 1000, exp: 2000 })],
         ['a token without exp', () => {
           const { exp: _exp, ...claims } = claimsOf(genuine);
-          return forge({ alg: 'HS256', typ: 'JWT' }, claims);
+          return forge({ alg: 'HS256', typ: 'ezsession+jwt' }, claims);
         }],
-        ['an iat an hour in the future', () => forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(genuine), iat: Math.floor(Date.now() / 1000) + 3600 })],
-        ['a sid that is not a UUID v4', () => forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(genuine), sid: '../../etc/passwd' })],
-        ['a stored flag that is not a boolean', () => forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(genuine), stored: 'true' })],
-        ['an array payload', () => forge({ alg: 'HS256', typ: 'JWT' }, [claimsOf(genuine)])],
+        ['an iat an hour in the future', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, { ...claimsOf(genuine), iat: Math.floor(Date.now() / 1000) + 3600 })],
+        ['a sid that is not a UUID v4', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, { ...claimsOf(genuine), sid: '../../etc/passwd' })],
+        ['a stored flag that is not a boolean', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, { ...claimsOf(genuine), stored: 'true' })],
+        ['an array payload', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, [claimsOf(genuine)])],
         ['garbage', () => 'not-a-jwt'],
         ['a truncated token', () => genuine.slice(0, -5)],
         ['an oversized token', () => genuine + 'A'.repeat(5000)]
@@ -120,7 +120,7 @@ for (const adapter of ADAPTERS) {
       }
 
       it('a forged token gets a fresh session id when the handler writes', async () => {
-        const forged = forge({ alg: 'HS256', typ: 'JWT' }, { ...claimsOf(genuine), iat: 1000, exp: 2000 });
+        const forged = forge({ alg: 'HS256', typ: 'ezsession+jwt' }, { ...claimsOf(genuine), iat: 1000, exp: 2000 });
         const client = new SessionClient(running.url, 'bearer', forged);
         await client.post('/set', { mine: true });
         assert.notEqual(claimsOf(client.token).sid, claimsOf(genuine).sid);

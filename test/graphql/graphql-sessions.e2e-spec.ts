@@ -59,6 +59,22 @@ for (const server of GRAPHQL_SERVERS) {
       assert.deepEqual((await bearer.operation('{ userId role }')).body, { data: { userId: 42, role: 'admin' } });
     });
 
+    it('a mutation from another origin with the cookie is refused with extensions.code SESSION_CSRF_REFUSED, and the session is untouched', async () => {
+      const client = await signedIn();
+      const cross = { 'sec-fetch-site': 'same-site', origin: 'http://evil.example.test' };
+      const usage = await counters().measure(() => client.fork().operation('mutation { setKey(key: "userId", value: "attacker") }', undefined, cross));
+      assert.equal(usage.result.body.data, null);
+      assert.equal(usage.result.body.errors[0].extensions.code, 'SESSION_CSRF_REFUSED');
+      assert.equal(usage.result.issued, undefined);
+      assert.equal(usage.result.setCookie, undefined);
+      assert.deepEqual(io(usage), { redis: {}, mysql: 0 });
+      const login = await new GraphQLClient(running().url).operation('mutation { login }', undefined, cross);
+      assert.equal(login.body.errors[0].extensions.code, 'SESSION_CSRF_REFUSED', 'login CSRF');
+      assert.equal(login.setCookie, undefined);
+      assert.deepEqual((await client.operation('{ userId }')).body, { data: { userId: 42 } });
+      assert.deepEqual((await client.operation('{ userId }', undefined, { 'sec-fetch-site': 'same-origin' })).body, { data: { userId: 42 } });
+    });
+
     it('a query without a token sees an empty session and gets no token', async () => {
       const response = await new GraphQLClient(running().url).operation('{ userId role session }');
       assert.deepEqual(response.body, { data: { userId: null, role: null, session: '{}' } });

@@ -518,7 +518,7 @@ for (const adapter of ADAPTERS) {
       assert.equal(settings.absoluteTimeout, 3600);
       assert.equal(settings.lockTimeout, 2);
       assert.deepEqual(settings.gc, { interval: 600, batchSize: 1000 });
-      assert.deepEqual(settings.cookie, { name: 'ezsession', secure: false, sameSite: 'lax', domain: undefined, path: '/', httpOnly: true });
+      assert.deepEqual(settings.cookie, { name: 'ezsession', secure: 'auto', sameSite: 'lax', domain: undefined, path: '/', httpOnly: true });
       assert.equal(settings.store.dialect, 'mysql');
       assert.equal(settings.cache.kind, 'redis');
       assert.ok(!JSON.stringify(settings).includes(TEST_SECRET));

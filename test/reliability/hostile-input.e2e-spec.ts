@@ -96,8 +96,21 @@ for (const adapter of ADAPTERS) {
     });
 
     describe('Authorization header next to a valid cookie', () => {
-      it('an invalid Bearer token wins over the cookie: anonymous, and a write starts a fresh session leaving the cookie\'s alone', async () => {
-        const headers = { cookie: `ezsession=${owner.token}`, authorization: 'Bearer not.a.token' };
+      for (const [what, bearer] of [
+        ['not a JWT', () => 'not.a.token'],
+        ['a JWT of another type (a gateway\'s)', () => forge({ alg: 'HS256', typ: 'JWT' }, payloadOf(other.token!))],
+        ['a JWT signed with another secret', () => forge({ alg: 'HS256', typ: 'ezsession+jwt' }, payloadOf(other.token!), 'gateway-secret-0f1e2d3c4b5a69788796a5b4c3d2e1f0')]
+      ] as const) {
+        it(`a Bearer token that is not this app's (${what}) is ignored: the cookie's session is used`, async () => {
+          const response = await new SessionClient(running.url).get('/me', { cookie: `ezsession=${owner.token}`, authorization: `Bearer ${bearer()}` });
+          assert.equal(response.status, 200);
+          assert.deepEqual(response.body, { data: OWNER_DATA });
+        });
+      }
+
+      it('a Bearer token of this app that is no longer valid wins over the cookie: anonymous, and a write starts a fresh session leaving the cookie\'s alone', async () => {
+        const expired = forge({ alg: 'HS256', typ: 'ezsession+jwt' }, { ...payloadOf(other.token!), iat: 1000, exp: 2000 });
+        const headers = { cookie: `ezsession=${owner.token}`, authorization: `Bearer ${expired}` };
         assertAnonymous(await new SessionClient(running.url).get('/me', headers));
         const write = await new SessionClient(running.url).post('/set', { intruder: true }, headers);
         assert.equal(write.status, 200);
@@ -121,7 +134,7 @@ for (const adapter of ADAPTERS) {
     });
 
     describe('tokens signed with the secret but malformed', () => {
-      const header = { alg: 'HS256', typ: 'JWT' };
+      const header = { alg: 'HS256', typ: 'ezsession+jwt' };
       const cases: Array<[string, () => string]> = [
         ['an unknown kid', () => forge({ ...header, kid: 'other' }, payloadOf(owner.token!))],
         ['an empty kid', () => forge({ ...header, kid: '' }, payloadOf(owner.token!))],
@@ -152,12 +165,12 @@ for (const adapter of ADAPTERS) {
       const publicPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
 
       it('HS256 keyed with an RSA public key PEM: anonymous', async () => {
-        const token = forge({ alg: 'HS256', typ: 'JWT' }, payloadOf(owner.token!), publicPem);
+        const token = forge({ alg: 'HS256', typ: 'ezsession+jwt' }, payloadOf(owner.token!), publicPem);
         assertAnonymous(await new SessionClient(running.url, 'bearer', token).get('/me'));
       });
 
       it('RS256 signed with an RSA private key: anonymous', async () => {
-        const input = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(payloadOf(owner.token!))}`;
+        const input = `${b64({ alg: 'RS256', typ: 'ezsession+jwt' })}.${b64(payloadOf(owner.token!))}`;
         const token = `${input}.${rsaSign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
         assertAnonymous(await new SessionClient(running.url, 'bearer', token).get('/me'));
       });
@@ -199,7 +212,7 @@ for (const adapter of ADAPTERS) {
 
       it('a genuine token carrying a "__proto__" claim grants no claim it does not list', async () => {
         const payload = JSON.stringify(payloadOf(owner.token!)).replace(/^\{/, '{"__proto__":{"isAdmin":true},');
-        const token = forgeRaw(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), payload);
+        const token = forgeRaw(JSON.stringify({ alg: 'HS256', typ: 'ezsession+jwt' }), payload);
         const response = await new SessionClient(running.url, 'bearer', token).get('/r/claim-probe');
         assert.equal(response.status, 200);
         assert.equal(response.body.isAdmin, null);

@@ -11,12 +11,15 @@ export interface Handshake {
   /** socket.io's `auth: { token }`. */
   authToken?: string;
   userAgent?: string;
+  /** The page's origin, as a browser sends it with the handshake. */
+  origin?: string;
 }
 
 function headersOf(handshake: Handshake): Record<string, string> {
   const headers: Record<string, string> = { 'user-agent': handshake.userAgent ?? USER_AGENT };
   if (handshake.cookie) headers.cookie = `ezsession=${handshake.cookie}`;
   if (handshake.bearer) headers.authorization = `Bearer ${handshake.bearer}`;
+  if (handshake.origin) headers.origin = handshake.origin;
   return headers;
 }
 

@@ -86,6 +86,21 @@ for (const adapter of ADAPTERS) {
       assert.equal(await closedWithin(socket, 2000), 'io server disconnect');
     });
 
+    it('cross-site WebSocket hijacking: a cookie handshake from another origin gets no session and is refused at connection', async () => {
+      const token = await signIn(running.url);
+      for (const origin of ['https://attacker.test', 'http://evil.127.0.0.1.nip.io', 'null']) {
+        const socket = await connect({ cookie: token, origin });
+        assert.equal(await closedWithin(socket, 2000), 'io server disconnect', origin);
+      }
+    });
+
+    it("a cookie handshake from the app's own origin, and a token handshake from any origin, keep their session", async () => {
+      const token = await signIn(running.url);
+      assert.deepEqual(await (await connect({ cookie: token, origin: running.url })).emitWithAck('whoami'), SIGNED_IN);
+      assert.deepEqual(await (await connect({ authToken: token, origin: 'https://attacker.test' })).emitWithAck('whoami'), SIGNED_IN);
+      assert.deepEqual(await (await connect({ bearer: token, origin: 'https://attacker.test' })).emitWithAck('whoami'), SIGNED_IN);
+    });
+
     it('messages read the session loaded at connection: no storage I/O per message', async () => {
       const socket = await connect({ cookie: await signIn(running.url) });
       assert.deepEqual(await socket.emitWithAck('whoami'), SIGNED_IN);
@@ -258,6 +273,18 @@ for (const adapter of ADAPTERS) {
     it('a ws socket without a session is closed at connection', async () => {
       const client = await WsClient.connect(running.url, {});
       assert.equal(await client.closedWithin(2000), 4401);
+    });
+
+    it('cross-site WebSocket hijacking: a ws cookie handshake from another origin gets no session; from its own origin it keeps it', async () => {
+      const token = await signIn(running.url);
+      const hijacked = await WsClient.connect(running.url, { cookie: token, origin: 'https://attacker.test' });
+      assert.equal(await hijacked.closedWithin(2000), 4401);
+      const own = await WsClient.connect(running.url, { cookie: token, origin: running.url });
+      try {
+        assert.deepEqual(await own.request('whoami'), SIGNED_IN);
+      } finally {
+        own.close();
+      }
     });
   });
 }
