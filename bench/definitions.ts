@@ -3,7 +3,7 @@
 import { sessionData, type SessionSize } from './apps/session-data.js';
 
 export type { SessionSize };
-export type AppId = 'bare' | 'jwt-string' | 'jwt-key' | 'express-session' | 'ezsession';
+export type AppId = 'bare' | 'jwt-string' | 'jwt-key' | 'express-session' | 'ezsession' | 'ezsession-otel';
 /** The scenarios as they always were, on the small session. */
 export type BaseScenarioId = 'untouched' | 'claims-read' | 'stored-read' | 'write' | 'locked-inc' | 'locked-inc-1' | 'first-visit';
 /** Every connection writes to ONE session at once: each its own key, or all the same key. */
@@ -182,7 +182,19 @@ export const APPS: Record<AppId, AppDef> = {
       'contend-keys': '@Session() (unlocked)',
       'contend-key': '@Session() (unlocked)'
     }
+  },
+  // The same app with the OpenTelemetry SDK's MeterProvider and a periodic metric reader installed (issue 20: what observability costs).
+  'ezsession-otel': {
+    id: 'ezsession-otel',
+    title: 'EzSession + OpenTelemetry SDK',
+    entry: 'ezsession.app.js',
+    args: ['otel'],
+    transport: 'cookie',
+    cookieName: 'ezsession',
+    scenarios: ['untouched', 'stored-read', 'write'],
+    metrics: true,
+    notes: { untouched: 'SDK + metric reader installed', 'stored-read': 'SDK + metric reader installed', write: 'SDK + metric reader installed' }
   }
 };
 
-export const APP_ORDER: AppId[] = ['bare', 'jwt-string', 'jwt-key', 'express-session', 'ezsession'];
+export const APP_ORDER: AppId[] = ['bare', 'jwt-string', 'jwt-key', 'express-session', 'ezsession', 'ezsession-otel'];

@@ -42,7 +42,8 @@ const APP_COLORS: Record<AppId, string> = {
   'jwt-string': '#e6a23c',
   'jwt-key': '#b8860b',
   'express-session': '#3a7bd5',
-  ezsession: '#2e9e5b'
+  ezsession: '#2e9e5b',
+  'ezsession-otel': '#7b4fb8'
 };
 
 const num = (value: number | undefined, digits = 2) => (value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits));

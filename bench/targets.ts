@@ -223,6 +223,20 @@ export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[], revoca
       }
     }
   }
+  // Issue 20: the OpenTelemetry SDK and a metric reader installed cost the read and write paths at most 3% app CPU, and the untouched path nothing.
+  for (const [scenario, limit] of [['stored-read', 1.03], ['write', 1.03], ['untouched', 1.03]] as const) {
+    const plain = ez(scenario);
+    const otel = findRun(runs, 'ezsession-otel', scenario);
+    if (!plain || !otel) {
+      checks.push({ skipped: true, text: `${scenario} with the OpenTelemetry SDK: not measured in this run` });
+      continue;
+    }
+    const cpuRatio = plain.appCpuUsPerRequest && otel.appCpuUsPerRequest ? otel.appCpuUsPerRequest / plain.appCpuUsPerRequest : undefined;
+    checks.push({
+      pass: cpuRatio !== undefined && cpuRatio <= limit,
+      text: `${scenario} with the OpenTelemetry SDK and a metric reader: app CPU ${us(otel.appCpuUsPerRequest)} µs per request vs ${us(plain.appCpuUsPerRequest)} without (${cpuRatio === undefined ? '–' : x(cpuRatio)}; target ≤ ${x(limit)})`
+    });
+  }
   return checks;
 }
 

@@ -3,6 +3,8 @@ import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './
 import { EzSessionConfigurableModule } from './ez-session.module-definition.js';
 import { ezSessionProviders, type SessionDataSource } from './ez-session.providers.js';
 import { EzSessionService } from './ez-session.service.js';
+import { EzSessionHealthIndicator } from './health/ez-session.health-indicator.js';
+import { SessionTelemetry } from './observability/session-telemetry.js';
 import { RevocationRegistry, type SessionRedis } from './revocation/revocation.registry.js';
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionEvents } from './session/session-events.js';
@@ -36,20 +38,23 @@ import { SocketSessions } from './ws/socket-sessions.js';
     SessionManager,
     SocketSessions,
     RequestSessions,
-    EzSessionService
+    EzSessionService,
+    EzSessionHealthIndicator
   ],
-  exports: [EzSessionService, EZ_SESSION_OPTIONS]
+  exports: [EzSessionService, EzSessionHealthIndicator, EZ_SESSION_OPTIONS]
 })
 export class EzSessionModule extends EzSessionConfigurableModule implements OnApplicationShutdown {
   constructor(
     @Inject(EZ_SESSION_DATA_SOURCE) private readonly storage: SessionDataSource,
-    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis
+    @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
+    private readonly telemetry: SessionTelemetry
   ) {
     super();
   }
 
   /** Closes what EzSession opened; a DataSource or Redis client the app passed in stays open. */
   async onApplicationShutdown(): Promise<void> {
+    this.telemetry.close();
     if (this.redis.owned) await this.redis.client?.quit().catch(() => this.redis.client?.disconnect());
     if (this.storage.owned && this.storage.dataSource.isInitialized) await this.storage.dataSource.destroy();
   }

@@ -7,6 +7,8 @@ import { SessionCache } from './cache/session-cache.js';
 import { EZ_SESSION_CLOCK } from './clock/session-clock.js';
 import { EZ_SESSION_DATA_SOURCE, EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from './ez-session.constants.js';
 import { EzSessionConfigError } from './ez-session.errors.js';
+import { provideTelemetry } from './observability/telemetry.provider.js';
+import { SessionTelemetry } from './observability/session-telemetry.js';
 import { EZ_SESSION_MODULE_OPTIONS } from './ez-session.module-definition.js';
 import type { EzSessionClock } from './interfaces/ez-session-options.interface.js';
 import { resolveOptions, type ResolvedOptions } from './options/resolved-options.js';
@@ -27,11 +29,12 @@ export const ezSessionProviders: Provider[] = [
   { provide: EZ_SESSION_CLOCK, useFactory: (options: ResolvedOptions) => options.clock, inject: [EZ_SESSION_OPTIONS] },
   { provide: SessionTokenCodec, useFactory: (options: ResolvedOptions) => new SessionTokenCodec(options), inject: [EZ_SESSION_OPTIONS] },
   { provide: EZ_SESSION_DATA_SOURCE, useFactory: openDataSource, inject: [EZ_SESSION_OPTIONS] },
+  provideTelemetry,
   {
     provide: SessionRepository,
-    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource, clock: EzSessionClock, redis: SessionRedis) => {
+    useFactory: async (options: ResolvedOptions, { dataSource, owned }: SessionDataSource, clock: EzSessionClock, redis: SessionRedis, telemetry: SessionTelemetry) => {
       // The Redis client, for the lease that locks sessions across Galera nodes (lockVia).
-      const repository = new SessionRepository(dataSource, options, clock, redis.client);
+      const repository = new SessionRepository(dataSource, options, clock, telemetry, redis.client);
       await repository.prepare().catch(async (error: Error) => {
         // The boot stops here, so no shutdown hook will run: what EzSession opened is closed now.
         if (owned) await dataSource.destroy().catch(() => undefined);
@@ -44,14 +47,14 @@ export const ezSessionProviders: Provider[] = [
       });
       return repository;
     },
-    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE, EZ_SESSION_CLOCK, EZ_SESSION_REDIS]
+    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_DATA_SOURCE, EZ_SESSION_CLOCK, EZ_SESSION_REDIS, SessionTelemetry]
   },
   { provide: EZ_SESSION_REDIS, useFactory: connectRedis, inject: [EZ_SESSION_OPTIONS] },
   {
     provide: SessionCache,
-    useFactory: (options: ResolvedOptions, redis: SessionRedis) =>
-      redis.client ? new RedisSessionCache(redis.client, options.keyPrefix) : new MemorySessionCache(),
-    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_REDIS]
+    useFactory: (options: ResolvedOptions, redis: SessionRedis, telemetry: SessionTelemetry) =>
+      redis.client ? new RedisSessionCache(redis.client, options.keyPrefix, telemetry) : new MemorySessionCache(),
+    inject: [EZ_SESSION_OPTIONS, EZ_SESSION_REDIS, SessionTelemetry]
   }
 ];
 

@@ -11,8 +11,8 @@ import { decodeDocument } from './session/session-document.js';
 import type { RegenerateOptions } from './session/regenerate-options.js';
 import { RequestSessions } from './session/request-sessions.js';
 import { SessionManager } from './session/session.manager.js';
-import { SessionWriter } from './session/session-writer.js';
 import { SessionRepository } from './storage/session.repository.js';
+import { SessionTelemetry, type EzSessionMetrics } from './observability/session-telemetry.js';
 import type { UpgradeRequestLike } from './ws/socket-handshake.js';
 import type { SocketRevokedListener } from './ws/socket-sessions.js';
 import { UserSessions, type ActiveSession } from './users/user-sessions.js';
@@ -31,7 +31,7 @@ export class EzSessionService {
     private readonly sessions: SessionManager,
     private readonly repository: SessionRepository,
     private readonly gcRunner: SessionGarbageCollector,
-    private readonly writer: SessionWriter,
+    private readonly telemetry: SessionTelemetry,
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
     private readonly revocations: RevocationRegistry,
@@ -176,7 +176,9 @@ export class EzSessionService {
 
   /** Stored, unexpired sessions (Zebra_Session's get_active_sessions), from one indexed COUNT. */
   async countActive(): Promise<number> {
-    return this.repository.countActive();
+    const count = await this.repository.countActive();
+    this.telemetry.activeSessionsCounted(count);
+    return count;
   }
 
   /** Deletes expired sessions and tombstones now, in bounded batches; returns how many went. */
@@ -185,12 +187,12 @@ export class EzSessionService {
   }
 
   /**
-   * What this instance did since it started: session writes, how many of them lost to a concurrent
-   * write and were tried again, and how many statements a multi-primary cluster (Galera) refused at
-   * commit for a conflict with another node (or while its node was not ready) and were run again.
+   * What this instance did since it started, as the OpenTelemetry instruments report it (README,
+   * Observability): requests by resolution, writes by outcome (`writes`, `writeRetries`, ...),
+   * round trips by `db.system` and operation, lock timeouts, revocations, GC, and the gauges.
    */
-  metrics(): { writes: number; writeRetries: number; conflictRetries: number } {
-    return { writes: this.writer.counts.writes, writeRetries: this.writer.counts.retries, conflictRetries: this.repository.counts.conflictRetries };
+  metrics(): EzSessionMetrics {
+    return this.telemetry.snapshot();
   }
 
   /** The settings in force (Zebra_Session's get_settings); secrets are never shown. */

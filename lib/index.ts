@@ -3,6 +3,8 @@ export { EzSessionService, type ActiveSession } from './ez-session.service.js';
 export type { RegenerateOptions } from './session/regenerate-options.js';
 export { Flash, Jwt, PublicRoute, RequireSession, Session, SkipCsrf, type SessionParamOptions } from './decorators/index.js';
 export { EzSessionGuard, type MissingSessionParts } from './guards/ez-session.guard.js';
+export { EzSessionHealthIndicator, type EzSessionDependencyHealth, type EzSessionHealth, type EzSessionHealthOptions } from './health/ez-session.health-indicator.js';
+export type { EzSessionMetrics } from './observability/session-telemetry.js';
 export { FlashBag } from './flash/flash-bag.js';
 export { createEzSessionEntities, type EzSessionRecord, type EzSessionRevokedRecord } from './storage/session.entities.js';
 export {

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Logger, Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { EzSessionModule, type EzSessionModuleOptions } from '../lib/index.js';
 import { ApiController } from './api.controller.js';
 import { AppController } from './app.controller.js';
 import { DevicesController } from './devices.controller.js';
+import { ObservabilityController } from './observability.controller.js';
 
 /** How long "remember me" keeps a session, idle or not. */
 export const REMEMBER_ME_SECONDS = 30 * 86400;
@@ -59,7 +61,7 @@ function withoutPassword(url: string): string {
 
 @Module({
   // forRootAsync: the options are built when the module is created, so the environment is read then.
-  imports: [EzSessionModule.forRootAsync({ useFactory: () => sessionOptions() })],
-  controllers: [AppController, ApiController, DevicesController]
+  imports: [EzSessionModule.forRootAsync({ useFactory: () => sessionOptions() }), TerminusModule],
+  controllers: [AppController, ApiController, DevicesController, ObservabilityController]
 })
 export class AppModule {}

@@ -3,7 +3,10 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { AppModule, describeStorage } from './app.module.js';
+import { startTelemetry } from './telemetry.js';
 
+// Before the app boots: EzSession takes its OpenTelemetry meter then. /metrics serves it.
+startTelemetry();
 const port = Number(process.env.PORT || 3000);
 
 const app = await NestFactory.create(AppModule, new ExpressAdapter());

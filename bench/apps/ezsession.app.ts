@@ -7,6 +7,9 @@ import { CONTENTION_KEY, sessionData, sessionSizeOf } from './session-data.js';
 
 type Data = Record<string, unknown>;
 
+// `ezsession-otel`: the OpenTelemetry SDK and a metric reader, registered before the app boots (EzSession takes its meter then).
+if (process.argv.includes('otel')) await (await import('./otel-sdk.js')).installOpenTelemetry();
+
 let counter = 0;
 /** When this instance learned of each revoked id (epoch ms), for the revocation bench. */
 const heard = new Map<string, number>();

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
+import type { SessionTelemetry } from '../observability/session-telemetry.js';
 import { FILL_IF_LEASED, READ_CURRENT, SET_IF_NEWER, TAKE_LEASE } from './cache-scripts.js';
 import { LEASE_MS, SessionCache, decodeCached, encodeUnstamped, type CachedSession } from './session-cache.js';
 
@@ -33,7 +34,8 @@ export class RedisSessionCache extends SessionCache {
 
   constructor(
     private readonly client: Redis | Cluster,
-    private readonly keyPrefix: string
+    private readonly keyPrefix: string,
+    private readonly telemetry: SessionTelemetry
   ) {
     super();
     this.cluster = (client as Cluster).isCluster === true;
@@ -41,6 +43,7 @@ export class RedisSessionCache extends SessionCache {
       this.connection++;
       this.reign = '';
     });
+    telemetry.cacheSystem = 'redis';
     client.on('ready', () => {
       void this.purgeStale();
       // Loaded ahead, so that the first write after a start or a Redis restart is one EVALSHA, not a NOSCRIPT and an EVAL.
@@ -148,6 +151,7 @@ export class RedisSessionCache extends SessionCache {
   }
 
   async delete(sid: string): Promise<void> {
+    this.telemetry.roundTrip('redis', 'DEL');
     try {
       await this.client.del(this.keyPrefix + sid);
     } catch (error) {
@@ -169,8 +173,10 @@ export class RedisSessionCache extends SessionCache {
 
   /** EVALSHA, and EVAL once when the server does not know the script yet (after a restart, on a new cluster node). */
   private script(source: string, key: string, args: string[]): Promise<unknown> {
+    this.telemetry.roundTrip('redis', 'EVALSHA');
     return this.client.evalsha(scriptSha(source), 1, key, ...args).catch((error: unknown) => {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+      this.telemetry.roundTrip('redis', 'EVAL');
       return this.client.eval(source, 1, key, ...args);
     });
   }
@@ -186,7 +192,7 @@ export class RedisSessionCache extends SessionCache {
       const purged = [...this.stale];
       try {
         // One DEL per key, not one DEL of many: in a Redis Cluster the keys live on different nodes.
-        await Promise.all(purged.map(([sid]) => this.client.del(this.keyPrefix + sid)));
+        await Promise.all(purged.map(([sid]) => (this.telemetry.roundTrip('redis', 'DEL'), this.client.del(this.keyPrefix + sid))));
         // A failure recorded while these DELs were in flight has a newer generation and stays.
         for (const [sid, generation] of purged) if (this.stale.get(sid) === generation) this.stale.delete(sid);
       } catch {

@@ -4,6 +4,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS, EZ_SESSION_REDIS } from '../ez-session.constants.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { SessionRepository } from '../storage/session.repository.js';
 
@@ -41,9 +42,11 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly repository: SessionRepository,
     @Inject(EZ_SESSION_REDIS) private readonly redis: SessionRedis,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
+    private readonly telemetry: SessionTelemetry
   ) {
     this.channel = `${options.keyPrefix}revoked`;
+    telemetry.trackRevocationsHeld(() => this.revoked.size);
   }
 
   async onModuleInit(): Promise<void> {
@@ -102,9 +105,11 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   /** Records a revocation here and tells the other instances; the caller has written the tombstone. */
   async announce(sid: string, until: number): Promise<void> {
     this.remember(sid, until);
+    this.telemetry.count('revocationsSent');
     const client = this.redis.client;
     if (!client) return;
-    const message = `${sid} ${until}`;
+    // The time it was sent, for the receivers' propagation delay; a release that reads two fields ignores it.
+    const message = `${sid} ${until} ${this.clock.now()}`;
     await (this.sharded ? (client as Cluster).spublish(this.channel, message) : client.publish(this.channel, message)).catch((error: Error) => {
       this.logger.warn(`Could not announce a revocation over Redis (${error.message}); other instances learn it at their next sync`);
     });
@@ -120,6 +125,7 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     const key = this.userKey(userId);
     const spared = except === undefined ? undefined : exemptionKey(userId, except);
     this.rememberUser(key, cutoff, until, spared);
+    this.telemetry.count('revocationsSent');
     const client = this.redis.client;
     if (!client) return;
     const message = `${key} ${until} ${cutoff}${spared ? ` ${spared}` : ''}`;
@@ -227,9 +233,14 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   private received(message: string): void {
     const [sid, until, cutoff, spared] = message.split(' ');
     if (!sid || !(Number(until) > 0)) return;
+    this.telemetry.count('revocationsReceived');
     if (sid.startsWith(USER)) {
       if (Number(cutoff) > 0) this.rememberUser(sid, Number(cutoff), Number(until), spared?.startsWith(EXEMPTION) ? spared : undefined);
     } else {
+      // A session's message carries the time it was sent third. An instance's own message comes back
+      // to it too: only what others sent says how long propagation takes.
+      const sentAt = cutoff;
+      if (sentAt !== undefined && !this.revoked.has(sid)) this.telemetry.record('ezsession.revocation.delay', Math.max(0, this.clock.now() - Number(sentAt)) / 1000);
       this.remember(sid, Number(until));
     }
   }

@@ -79,6 +79,8 @@ export class RequestSession {
   loading: Promise<void> | undefined;
   /** The read under the lock (`@Session({ lock: true })`), taken once per request. */
   lockedLoading: Promise<void> | undefined;
+  /** A stored session not yet counted in `ezsession.requests`: that waits to see whether its data is read, and from where. */
+  uncounted = false;
 
   private knownFingerprint: string | undefined | null;
   private readonly incomingStored: boolean;

@@ -132,6 +132,7 @@ export class RequestSessions implements OnApplicationShutdown {
     this.exchanges.set(key, exchange);
     // A token due for renewal is re-issued by whatever request asks for its session.
     if (exchange.session.refresh) exchange.session.changed();
+    if (exchange.session.uncounted) nodeResponseOf(exchange)?.once('close', () => this.manager.countUnread(exchange.session));
     return exchange.session;
   }
 

@@ -3,6 +3,8 @@ import { EZ_SESSION_CLOCK } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import type { HttpRequestLike } from '../http/http-request.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import { REFUSED, type CounterKey } from '../observability/instruments.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import type { SessionClaims } from '../token/session-claims.js';
@@ -28,7 +30,8 @@ export class SessionOpener {
     private readonly revocations: RevocationRegistry,
     private readonly events: SessionEvents,
     @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
-    private readonly lifetimes: SessionLifetimes
+    private readonly lifetimes: SessionLifetimes,
+    private readonly telemetry: SessionTelemetry
   ) {}
 
   /** The token the request carries and how; a Bearer token that is not this app's is passed over for the cookie. */
@@ -43,17 +46,23 @@ export class SessionOpener {
     const verdict = this.codec.verify(presented?.token, now);
     let claims: SessionClaims | undefined;
     let fingerprint: string | undefined | null;
+    // Counted once per request that asks: here, unless its data is stored (then where the data comes from, see SessionManager).
+    let resolution: CounterKey | undefined = verdict.valid ? undefined : verdict.reason === 'absent' ? 'requestsNone' : ((REFUSED as Record<string, CounterKey>)[verdict.reason] ?? 'refusedMalformed');
     if (verdict.valid) {
       const candidate = verdict.claims;
       const bound = this.bindingOf(request);
       if (this.revocations.has(candidate.sid) || this.revocations.refusesUser(candidate.sid, candidate.sct, candidate.custom)) {
         // A revoked id, or a user logged out everywhere since the session began: treated as no token, silently.
+        resolution = 'refusedRevoked';
       } else if (this.lifetimes.absoluteEnded(candidate.sct, candidate.lt, exactNow)) {
+        resolution = 'refusedExpired';
         this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {
         // Refused, and a new id issued; the owner's stored data is left alone (a thief must not be able to wipe it).
+        resolution = 'refusedFingerprint';
         this.events.emit({ type: 'fingerprintMismatch', sid: candidate.sid });
       } else {
+        if (!candidate.stored) resolution = 'requestsClaims';
         claims = candidate;
         // A token signed with an older key is re-issued with the current one, so its binding hash is recomputed.
         fingerprint = verdict.key === 0 ? candidate.fp : null;
@@ -63,7 +72,10 @@ export class SessionOpener {
     }
     // iat is whole seconds: age is measured against the exact time, so a token is never refreshed late.
     const refresh = claims !== undefined && (this.lifetimes.refreshDue(claims.lt, claims.iat, exactNow) || (verdict.valid && verdict.key !== 0));
-    return new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now, carrier: presented?.carrier }, owner);
+    const session = new RequestSession({ claims, fingerprint: claims ? fingerprint : null, refresh, now, carrier: presented?.carrier }, owner);
+    if (resolution) this.telemetry.count(resolution);
+    else session.uncounted = true;
+    return session;
   }
 
   private bindingOf(request: HttpRequestLike): string | undefined {

@@ -6,6 +6,7 @@ import { EZ_SESSION_CLOCK, toSeconds } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { SessionLockLostError, SessionLockTimeoutError } from '../ez-session.errors.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { SessionRepository, type SessionLock, type SessionRow, type Via } from '../storage/session.repository.js';
 import type { RequestSession, SessionChanges } from './request-session.js';
@@ -44,13 +45,6 @@ interface Job {
  */
 const MAX_ATTEMPTS = 25;
 
-/** Counts since boot, for the operator view and the bench. */
-export interface WriteCounts {
-  writes: number;
-  /** Statements that lost to a concurrent write (or found the session ended) and were tried again. */
-  retries: number;
-}
-
 /**
  * Writes what a request changed, in one statement when nothing came between its read and its write:
  * an UPDATE that names the row version the request read (or a first INSERT). When another write
@@ -68,14 +62,14 @@ export class SessionWriter {
   private readonly groups = new Map<string, Job[]>();
   /** The last committed write of each session whose writes are being written. */
   private readonly latest = new Map<string, Committed>();
-  readonly counts: WriteCounts = { writes: 0, retries: 0 };
 
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly repository: SessionRepository,
     private readonly cache: SessionCache,
     @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
-    private readonly lifetimes: SessionLifetimes
+    private readonly lifetimes: SessionLifetimes,
+    private readonly telemetry: SessionTelemetry
   ) {}
 
   /** Writes the request's changes; `session.stored` and the session's row version follow what is stored. */
@@ -169,7 +163,7 @@ export class SessionWriter {
       const outcome = await this.attemptGroup(group, base);
       if (outcome !== 'conflict') return outcome === 'written';
       if (attempt === MAX_ATTEMPTS) return false;
-      this.counts.retries++;
+      this.telemetry.count('writeRetries');
       if (attempt >= 2) await sleep(Math.random() * attempt);
       const row = await this.repository.find(sid);
       if (!row) return false;
@@ -211,7 +205,7 @@ export class SessionWriter {
       session.stored = written !== undefined;
       session.loadedVersion = written;
     }
-    this.counts.writes += group.length;
+    this.telemetry.count('writes', group.length);
     return 'written';
   }
 
@@ -223,9 +217,10 @@ export class SessionWriter {
       if (via?.lease) await this.assertStillExclusive(session, changes, via);
       if (attempt === MAX_ATTEMPTS) {
         this.logger.warn(`A write of session ${session.sid.slice(0, 8)}… lost to concurrent writes ${MAX_ATTEMPTS} times; answering 503`);
+        this.telemetry.count('writeConflicts');
         throw new SessionLockTimeoutError(this.options.lockTimeout);
       }
-      this.counts.retries++;
+      this.telemetry.count('writeRetries');
       if (attempt >= 2) await sleep(Math.random() * attempt);
       base = await this.reread(session, changes, via);
     }
@@ -242,7 +237,7 @@ export class SessionWriter {
       }
       session.stored = false;
       session.loadedVersion = undefined;
-      this.counts.writes++;
+      this.telemetry.count('writes');
       return true;
     }
 
@@ -268,7 +263,7 @@ export class SessionWriter {
     session.stored = true;
     session.loadedVersion = written;
     if (this.groups.has(sid)) this.latest.set(sid, { version: written, data: encoded.data, flash: encoded.flash });
-    this.counts.writes++;
+    this.telemetry.count('writes');
     return true;
   }
 

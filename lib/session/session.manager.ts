@@ -3,8 +3,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SessionCache, type CachedSession } from '../cache/session-cache.js';
 import { EZ_SESSION_CLOCK, toSeconds } from '../clock/session-clock.js';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
-import { SessionClaimError, SessionLockTimeoutError } from '../ez-session.errors.js';
+import { SessionClaimError, SessionDataError, SessionLockTimeoutError } from '../ez-session.errors.js';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
+import type { CounterKey } from '../observability/instruments.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { SessionRepository, type SessionLock, type SessionRow } from '../storage/session.repository.js';
@@ -43,7 +45,8 @@ export class SessionManager {
     private readonly events: SessionEvents,
     @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
     private readonly lifetimes: SessionLifetimes,
-    private readonly limit: SessionLimit
+    private readonly limit: SessionLimit,
+    private readonly telemetry: SessionTelemetry
   ) {}
 
   /**
@@ -58,7 +61,7 @@ export class SessionManager {
       session.attach(emptyDocument());
       return undefined;
     }
-    const loading = this.readStored(session);
+    const loading = this.telemetry.span('ezsession.load', session.sid, () => this.readStored(session));
     session.loading = loading;
     return loading;
   }
@@ -75,6 +78,7 @@ export class SessionManager {
     if (session.loading) await session.loading.catch(() => undefined);
     session.lock = await this.lock(session.sid);
     session.changed();
+    this.resolved(session, 'requestsStore');
     let row = session.lock.row;
     if (!row && session.stored) {
       // The token says stored but the row is gone (ended): a new session, whose fresh id needs no lock.
@@ -113,12 +117,16 @@ export class SessionManager {
       }
       if (changes.data.size > 0 || changes.flashSet.size > 0 || changes.flashConsumed.size > 0) {
         const login = this.limit.loginOf(session, changes);
-        if (login === undefined) await this.writer.write(session, changes);
-        else await this.limit.admit(login, session, () => this.writer.write(session, changes));
+        const write = () => this.telemetry.span('ezsession.write', session.sid, () => this.writer.write(session, changes));
+        if (login === undefined) await write();
+        else await this.limit.admit(login, session, write);
       } else if (!handlerFailed) {
         await this.extendIfDue(session);
       }
       return this.tokenFor(session, changes);
+    } catch (error) {
+      if (error instanceof SessionDataError || error instanceof SessionClaimError) this.telemetry.count('writeRefusals');
+      throw error;
     } finally {
       await this.release(session);
     }
@@ -137,7 +145,12 @@ export class SessionManager {
    * version copied. A write that lands on the old row meanwhile makes that delete miss: the row is
    * copied again, so no acknowledged write is left behind in the old row.
    */
-  async regenerate(session: RequestSession, options: RegenerateOptions = {}): Promise<void> {
+  regenerate(session: RequestSession, options: RegenerateOptions = {}): Promise<void> {
+    const sid = randomUUID();
+    return this.telemetry.span('ezsession.revoke', sid, () => this.regenerateTo(session, sid, options), session.sid);
+  }
+
+  private async regenerateTo(session: RequestSession, sid: string, options: RegenerateOptions): Promise<void> {
     // Checked before anything moves: a keep list that is not one, or a lifetime out of bounds, changes nothing.
     const lifetime = options.idleTimeout !== undefined || options.absoluteTimeout !== undefined ? this.lifetimes.requested(options) : session.lifetime;
     // Its user was logged out everywhere while this request ran (its token was checked before):
@@ -145,7 +158,6 @@ export class SessionManager {
     const loggedOut = this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims);
     const keep = loggedOut ? keptNames({ keep: [] }) : keptNames(options);
     const previousSid = session.sid;
-    const sid = randomUUID();
     const createdAt = this.clock.now();
     // A lifetime of its own starts now; otherwise the row keeps the expiry it had.
     const expiresAt = lifetime !== session.lifetime ? this.lifetimes.rowExpiry({ createdAt: toSeconds(createdAt), lifetime }, createdAt) : undefined;
@@ -203,17 +215,25 @@ export class SessionManager {
       session.forgetStoredData();
       return;
     }
-    await this.underLock(session, (lock) => this.repository.revoke(lock, this.lifetimes.revocationEnd()));
-    await this.cache.delete(sid);
-    await this.revocations.announce(sid, this.lifetimes.revocationEnd());
+    await this.telemetry.span('ezsession.revoke', sid, () => this.endStored(session, sid));
     session.restart(toSeconds(this.clock.now()));
     session.destroyed = true;
     session.forgetStoredData();
     this.events.emit({ type: 'destroyed', sid });
   }
 
+  private async endStored(session: RequestSession, sid: string): Promise<void> {
+    await this.underLock(session, (lock) => this.repository.revoke(lock, this.lifetimes.revocationEnd()));
+    await this.cache.delete(sid);
+    await this.revocations.announce(sid, this.lifetimes.revocationEnd());
+  }
+
   /** Revokes a session by id (admin, "log out everywhere"): row, cache entry and every token of it. */
-  async revoke(sid: string): Promise<void> {
+  revoke(sid: string): Promise<void> {
+    return this.telemetry.span('ezsession.revoke', sid, () => this.revokeNow(sid));
+  }
+
+  private async revokeNow(sid: string): Promise<void> {
     await this.repository.withLock(sid, (lock) => this.repository.revoke(lock, this.lifetimes.revocationEnd()));
     await this.cache.delete(sid);
     await this.revocations.announce(sid, this.lifetimes.revocationEnd());
@@ -241,6 +261,7 @@ export class SessionManager {
     return this.cache.get(session.sid).then((cached) => {
       // Redis expires the entry on its own time; the session's end is checked here, on the session clock.
       if (cached && cached.expiresAt > this.clock.now()) {
+        this.resolved(session, 'requestsCache');
         session.loading = undefined;
         if (!session.loaded) this.attachStored(session, cached);
         return undefined;
@@ -253,7 +274,9 @@ export class SessionManager {
   private async readRow(session: RequestSession): Promise<void> {
     try {
       const lease = await this.cache.lease(session.sid);
+      if (!lease) this.telemetry.count('refillsSkipped');
       const row = await this.repository.find(session.sid);
+      this.resolved(session, 'requestsStore');
       const found: CachedSession | undefined = row && { data: row.data, flash: row.flash ?? '{}', expiresAt: row.expiresAt, version: row.version };
       if (found && lease) await this.cache.fill(session.sid, lease, found, this.lifetimes.cacheTtl(found.expiresAt, this.clock.now()));
       if (session.loaded) return; // a locked read got there first
@@ -290,7 +313,7 @@ export class SessionManager {
    */
   private async extendIfDue(session: RequestSession): Promise<void> {
     if (!this.extensionDue(session)) return;
-    await this.repository.touch(session.sid, this.lifetimes.rowExpiry(session, this.clock.now()));
+    await this.telemetry.span('ezsession.write', session.sid, () => this.repository.touch(session.sid, this.lifetimes.rowExpiry(session, this.clock.now())));
     await this.cache.delete(session.sid);
   }
 
@@ -344,10 +367,23 @@ export class SessionManager {
     }
   }
 
+  /** A request that ended without reading its stored data was served from its claims alone. */
+  countUnread(session: RequestSession): void {
+    this.resolved(session, 'requestsClaims');
+  }
+
+  /** Counts a request with a stored session once, by where its data came from (see SessionOpener). */
+  private resolved(session: RequestSession, key: CounterKey): void {
+    if (!session.uncounted) return;
+    session.uncounted = false;
+    this.telemetry.count(key);
+  }
+
   private async lock(sid: string): Promise<SessionLock> {
     try {
-      return await this.repository.lock(sid);
+      return await this.telemetry.span('ezsession.lock', sid, () => this.repository.lock(sid));
     } catch (error) {
+      if (error instanceof SessionLockTimeoutError) this.telemetry.count('lockTimeouts');
       if (error instanceof SessionLockTimeoutError) this.events.emit({ type: 'lockTimeout', sid });
       throw error;
     }

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { SessionRepository } from './session.repository.js';
 
@@ -16,7 +17,8 @@ export class SessionGarbageCollector implements OnApplicationBootstrap, OnApplic
 
   constructor(
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly repository: SessionRepository
+    private readonly repository: SessionRepository,
+    private readonly telemetry: SessionTelemetry
   ) {}
 
   onApplicationBootstrap(): void {
@@ -43,11 +45,15 @@ export class SessionGarbageCollector implements OnApplicationBootstrap, OnApplic
       const started = performance.now();
       const deleted = await this.repository.deleteExpired(this.options.gcBatchSize);
       total += deleted;
+      this.telemetry.count('gcRemoved', deleted);
       if (deleted < this.options.gcBatchSize) break;
       // A pause as long as the batch took (at most a second): the pass never takes more than half of
       // the database's time from the requests it shares it with, however big the backlog.
       await sleep(Math.min(1000, performance.now() - started));
     }
+    this.telemetry.count('gcRuns');
+    // The active-sessions gauge comes from here (one COUNT per pass), and only when a reader asks for it.
+    if (this.telemetry.takeGaugeDemand()) this.telemetry.activeSessionsCounted(await this.repository.countActive());
     return total;
   }
 }

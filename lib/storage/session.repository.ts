@@ -6,6 +6,7 @@ import type { DataSource } from 'typeorm';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError, SessionWriteConflictError } from '../ez-session.errors.js';
 import { RedisSessionLease, type HeldLease } from '../locking/redis-session-lease.js';
+import type { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { fitsUserIdColumn } from '../session/user-id.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -84,12 +85,12 @@ export class SessionRepository {
   /** Set at boot when the session lock is a lease in Redis rather than MySQL's GET_LOCK. */
   private lease: RedisSessionLease | undefined;
   /** Statements a multi-primary cluster refused (a conflict at commit, a node not ready) and that ran again. */
-  readonly counts = { conflictRetries: 0 };
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly options: ResolvedOptions,
     private readonly clock: EzSessionClock,
+    private readonly telemetry: SessionTelemetry,
     private readonly redis?: Redis | Cluster
   ) {
     this.pool = sqlPoolOf(dataSource, options.dialect);
@@ -109,6 +110,7 @@ export class SessionRepository {
       this.lockAndReadInOne = /mariadb/i.test(String(version));
       await this.prepareForCluster();
     }
+    this.telemetry.storeSystem = this.options.dialect === 'sqlite' ? 'sqlite' : this.lockAndReadInOne ? 'mariadb' : 'mysql';
     const columns = await this.columns();
     const pending = columns.size === 0 ? [] : pendingMigrations(this.options.dialect, columns);
     const { dialect, tableName } = this.options;
@@ -249,6 +251,7 @@ export class SessionRepository {
       if (this.lease) lease = await this.lease.acquire(sid, deadline, this.options.lockTimeout);
       connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout), sid);
       const row = this.options.dialect === 'mysql' && !lease ? await this.getLockAndRead(connection, sid, deadline) : await this.readOn(connection, sid);
+      this.telemetry.record('ezsession.lock.wait', (performance.now() - deadline + timeoutMs) / 1000);
       return this.heldLock(sid, row, connection, leaveQueue, lease);
     } catch (error) {
       connection?.release();
@@ -466,6 +469,7 @@ export class SessionRepository {
 
   /** Store failures become a 503 that tells the client nothing more, its cause logged; lock timeouts pass through as they are. */
   private async on(connection: SqlConnection, timeoutMs: number, sql: string, params: unknown[], sid?: string): Promise<SqlOutcome> {
+    this.telemetry.roundTrip(this.telemetry.storeSystem, sql);
     try {
       return await connection.run(sql, params, timeoutMs, () => this.unavailable(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`), operationOf(sql), sid));
     } catch (error) {
@@ -489,7 +493,7 @@ export class SessionRepository {
       const pause = Math.random() * Math.min(50, 2 ** attempt);
       if (performance.now() + pause >= until) break;
       await sleep(pause);
-      this.counts.conflictRetries++;
+      this.telemetry.count('conflictRetries');
       try {
         return await connection.run(sql, params, Math.max(1, until - performance.now()), () =>
           this.unavailable(new Error(`the database did not answer within ${Math.round(timeoutMs)} ms`), operationOf(sql), sid)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { SessionTelemetry } from '../../lib/observability/session-telemetry.js';
 import { RedisSessionCache } from '../../lib/cache/redis-session.cache.js';
 import type { CachedSession } from '../../lib/cache/session-cache.js';
 import { freePort } from '../support/free-port.js';
@@ -19,7 +20,7 @@ const replidOf = async (redis: Redis) => /^master_replid:(\w+)/m.exec(await redi
 async function cacheOn(url: string, prefix: string): Promise<{ cache: RedisSessionCache; client: Redis }> {
   const client = new Redis(url, { enableAutoPipelining: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   await new Promise((resolve) => client.once('ready', resolve));
-  const cache = new RedisSessionCache(client, prefix);
+  const cache = new RedisSessionCache(client, prefix, new SessionTelemetry());
   await sleep(100); // the scripts loaded and the reign read, as after any connect
   return { cache, client };
 }

@@ -20,6 +20,9 @@ const OPTIONAL_TRANSPORTS = [
   '@nestjs/websockets', '@nestjs/platform-socket.io', '@nestjs/platform-ws', 'socket.io', 'ws'
 ];
 
+// Observability's optional peers: an app without them installs and boots, and gets metrics() and the health indicator.
+const OPTIONAL_OBSERVABILITY = ['@opentelemetry/api', '@nestjs/terminus'];
+
 // The plainest use, written without a compiler: a session key written by one request, read back by
 // the next with the token the first one was given.
 const APP = `
@@ -46,7 +49,10 @@ const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
 const saved = await fetch(url + '/save', { method: 'POST' });
 const token = saved.headers.get('x-session-token');
 const read = await fetch(url + '/read', { headers: { authorization: 'Bearer ' + token } });
-console.log(JSON.stringify({ saved: saved.status, token: token !== null, read: await read.json() }));
+const { EzSessionService, EzSessionHealthIndicator } = await import('nestjs-ezsession');
+const metrics = app.get(EzSessionService).metrics();
+const health = await app.get(EzSessionHealthIndicator).isHealthy();
+console.log(JSON.stringify({ saved: saved.status, token: token !== null, read: await read.json(), writes: metrics.writes, requests: metrics.requestsNone + metrics.requestsCache, health: health.ezsession.status }));
 await app.close();
 `;
 
@@ -109,8 +115,8 @@ describe('installing the packed package into a TypeORM 1 app', () => {
     assert.equal(fromLibrary, join(workdir, 'node_modules', 'ioredis', 'built', 'index.js'));
   });
 
-  it('installs none of the GraphQL and WebSocket packages, which are optional peers', () => {
-    const present = OPTIONAL_TRANSPORTS.filter((name) => existsSync(join(workdir, 'node_modules', name, 'package.json')));
+  it('installs none of the GraphQL and WebSocket packages, nor OpenTelemetry or terminus, which are optional peers', () => {
+    const present = [...OPTIONAL_TRANSPORTS, ...OPTIONAL_OBSERVABILITY].filter((name) => existsSync(join(workdir, 'node_modules', name, 'package.json')));
     assert.deepEqual(present, []);
   });
 
@@ -126,8 +132,23 @@ describe('installing the packed package into a TypeORM 1 app', () => {
     assert.deepEqual(imports, ["ws/ws-error.js: import('@nestjs/websockets'"]);
   });
 
+  it('loads @opentelemetry/api only with import() at boot, names terminus nowhere, and types reachable from the barrel name neither', () => {
+    const dist = join(workdir, 'node_modules', 'nestjs-ezsession', 'dist');
+    const files = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((file) => /\.(js|d\.ts)$/.test(file));
+    const named = /(?:from\s*|import\s*\(\s*|require\(\s*)['"](@opentelemetry\/api|@nestjs\/terminus)(?:\/[^'"]*)?['"]/;
+    const imports = files.flatMap((file) => {
+      const found = readFileSync(join(dist, file), 'utf8').match(named);
+      return found ? [`${file}: ${found[0]}`] : [];
+    });
+    // The sink's own declaration file names the API's types; nothing the barrel exports reaches it.
+    assert.deepEqual(imports.sort(), ["observability/open-telemetry.sink.d.ts: from '@opentelemetry/api'", "observability/open-telemetry.sink.js: import('@opentelemetry/api'"]);
+    const barrel = readFileSync(join(dist, 'index.d.ts'), 'utf8');
+    assert.doesNotMatch(barrel, /open-telemetry\.sink/);
+  });
+
   it('boots, issues a token for a written session and reads the session back with it', async () => {
     const { stdout } = await run(process.execPath, ['app.mjs'], { cwd: workdir, env: { ...process.env, NODE_NO_WARNINGS: '1' } });
-    assert.deepEqual(JSON.parse(stdout.trim()), { saved: 201, token: true, read: { x: 1 } });
+    // Without @opentelemetry/api and terminus: metrics() counts (a first write, two requests) and the indicator answers.
+    assert.deepEqual(JSON.parse(stdout.trim()), { saved: 201, token: true, read: { x: 1 }, writes: 1, requests: 2, health: 'up' });
   });
 });
