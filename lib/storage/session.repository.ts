@@ -347,8 +347,17 @@ export class SessionRepository {
     let connection: SqlConnection | undefined;
     try {
       if (this.options.dialect !== 'mysql') return await work();
-      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
       const name = userLockName(userId);
+      if (this.lease) {
+        // Multi-primary: GET_LOCK is node-local there, so logins through two nodes would not queue; the lease spans them.
+        const lease = await this.lease.acquire(name, deadline, this.options.lockTimeout);
+        try {
+          return await work();
+        } finally {
+          await lease.release();
+        }
+      }
+      connection = await this.connect(deadline - performance.now(), () => new SessionLockTimeoutError(this.options.lockTimeout));
       const waitSeconds = Math.max(0, (deadline - performance.now()) / 1000);
       const { rows } = await this.on(connection, waitSeconds * 1000 + this.statementMs, 'SELECT GET_LOCK(?, ?) AS locked', [name, waitSeconds]);
       if (Number(rows[0]?.locked) !== 1) throw new SessionLockTimeoutError(this.options.lockTimeout);

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { EzSessionService, type EzSessionModuleOptions } from '../../lib/index.js';
 import { SessionRepository } from '../../lib/storage/session.repository.js';
+import { DevicesController } from '../fixtures/devices.controller.js';
 import { ADAPTERS, startFixtureApp, type AdapterName, type RunningApp } from '../fixtures/fixture-app.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { GaleraCluster } from '../support/galera-cluster.js';
@@ -45,6 +46,38 @@ const statuses = (answers: Array<{ status: number }>) => answers.map((answer) =>
 
 before(() => cluster.start(), { timeout: 90_000 });
 after(() => cluster.stop(), { timeout: 60_000 });
+
+for (const adapter of ADAPTERS) {
+  describe(`the session cap across two Galera nodes (${adapter})`, () => {
+    const options = realStoreOptions({ bind: { userAgent: false }, userId: { session: 'userId' }, maxSessionsPerUser: 3, lockTimeout: STATEMENT_MS / 1000, revocationSyncInterval: 0 });
+    const apps: RunningApp[] = [];
+
+    before(async () => {
+      // One after the other: the first creates the table, replicated to the other node before it looks.
+      for (let i = 0; i < 2; i++) apps.push(await startFixtureApp(adapter, { ...options, database: { type: 'mysql', url: cluster.url(i) } }, { controllers: [DevicesController] }));
+    }, { timeout: 60_000 });
+    after(async () => {
+      await Promise.all(apps.map((app) => app.close()));
+    }, { timeout: 30_000 });
+
+    it('20 logins of one user at once, alternately through two nodes, leave exactly 3 live sessions (the per-user lock is a lease, not a node-local GET_LOCK)', { timeout: 60_000 }, async () => {
+      const userId = `galera-cap-${adapter}`;
+      const clients = Array.from({ length: 20 }, (_, i) => new SessionClient(apps[i % 2].url));
+      const answers = await Promise.all(clients.map((client) => client.post('/devices/login', { userId })));
+      assert.deepEqual(statuses(answers), Array(20).fill(200));
+      const connection = await createConnection(cluster.url(2));
+      try {
+        const [rows] = await connection.query<RowDataPacket[]>(
+          `SET STATEMENT wsrep_sync_wait = 1 FOR SELECT sid FROM ${options.tableName} WHERE user_id = ? AND expires_at > ?`,
+          [userId, Date.now()]
+        );
+        assert.equal(rows.length, 3);
+      } finally {
+        await connection.end();
+      }
+    });
+  });
+}
 
 for (const adapter of ADAPTERS) {
   describe(`two instances on two Galera nodes, one Redis (${adapter})`, () => {
