@@ -35,6 +35,8 @@ const OTHER_MAJOR_SPECS = [
   'test/lifecycle/control.e2e-spec.ts',
   'test/reliability/redis-outage.e2e-spec.ts',
   'test/reliability/revocation-channel.e2e-spec.ts',
+  // a boot that must not wait forever for the revocation subscription
+  'test/reliability/subscription-stall.e2e-spec.ts',
   // sockets of a session revoked on another instance, told over Redis pub/sub
   'test/ws/socket-sessions.e2e-spec.ts'
 ];
