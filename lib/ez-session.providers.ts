@@ -23,6 +23,7 @@ export interface SessionDataSource {
 }
 
 const logger = new Logger('EzSession');
+const REDIS_CONNECT_AT_BOOT_MS = 10_000;
 
 export const ezSessionProviders: Provider[] = [
   { provide: EZ_SESSION_OPTIONS, useFactory: resolveOptions, inject: [EZ_SESSION_MODULE_OPTIONS] },
@@ -162,8 +163,26 @@ async function connectRedis(options: ResolvedOptions): Promise<SessionRedis> {
     if (performance.now() - lastError > 10_000) logger.warn(`Redis: ${error.message}`);
     lastError = performance.now();
   });
-  await client.connect().catch((error: Error) => logger.warn(`Redis is not reachable at boot (${error.message}); reads fall back to the database until it is`));
+  await connectedWithin(client, REDIS_CONNECT_AT_BOOT_MS).catch((error: Error) =>
+    logger.warn(`Redis is not reachable at boot (${error.message}); reads fall back to the database until it is`)
+  );
   return { client, owned: true };
+}
+
+/**
+ * ioredis's `Cluster.connect()` never settles when the ready check after the first slot refresh
+ * fails (e.g. CLUSTER INFO past the command timeout on a busy machine): the client reconnects on
+ * its own and leaves that first promise pending, and the boot waited forever. Past `ms` the boot
+ * goes on as with a Redis that is down; the client still becomes ready by itself.
+ */
+function connectedWithin(client: Redis | Cluster, ms: number): Promise<void> {
+  const connecting = client.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no connection within ${ms} ms`)), ms);
+  });
+  connecting.catch(() => undefined);
+  return Promise.race([connecting, late]).finally(() => clearTimeout(timer));
 }
 
 function isRedisClient(value: unknown): value is Redis | Cluster {

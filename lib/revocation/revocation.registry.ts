@@ -21,6 +21,9 @@ export interface SessionRedis {
  * instances at once: on a Redis Cluster through sharded pub/sub (SPUBLISH to the node that owns the
  * channel's slot), where the server has it, else a cluster-wide PUBLISH.
  */
+const SUBSCRIBE_AT_BOOT_MS = 5_000;
+const LATE = Symbol('late');
+
 @Injectable()
 export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('EzSession');
@@ -51,7 +54,7 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     await this.resync();
-    if (this.redis.client) await this.subscribe(this.redis.client);
+    if (this.redis.client) await this.subscribeWithin(this.redis.client, SUBSCRIBE_AT_BOOT_MS);
     if (this.options.revocationSyncInterval > 0) {
       this.timer = setInterval(() => void this.resync().catch(() => undefined), this.options.revocationSyncInterval * 1000);
       this.timer.unref();
@@ -175,6 +178,25 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
       } catch (error) {
         this.logger.error(`A revocation listener threw: ${(error as Error)?.stack ?? String(error)}`);
       }
+    }
+  }
+
+  /**
+   * Boot waits for the subscription at most `ms`: ioredis 5's sharded subscriber has been seen
+   * never to answer an SSUBSCRIBE (a Cluster under load), which held the application's boot
+   * forever. A late subscription goes on in the background; meanwhile the database sync covers.
+   */
+  private async subscribeWithin(client: Redis | Cluster, ms: number): Promise<void> {
+    const subscribing = this.subscribe(client);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<typeof LATE>((resolve) => (timer = setTimeout(() => resolve(LATE), ms)));
+    try {
+      if ((await Promise.race([subscribing, late])) === LATE) {
+        this.logger.warn(`Redis has not confirmed the revocation subscription within ${ms} ms; until it does, revocations are synced from the database`);
+        subscribing.catch(() => undefined);
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
 import type { RunningApp } from '../fixtures/fixture-app.js';
+import { closeGate, gate } from '../fixtures/gates.js';
 import type { Endpoint } from '../support/endpoint.js';
-import { claimsOf, SessionClient } from '../support/session-client.js';
+import { pollUntil } from '../support/poll.js';
+import { claimsOf, SessionClient, type SessionResponse } from '../support/session-client.js';
 import { StorageCounters } from '../support/storage-counters.js';
 import { testEnv } from '../support/test-env.js';
+import { TIMEOUTS } from '../support/topology-timeouts.js';
 
 /**
  * Milliseconds until `client`'s session (revoked elsewhere) reads as empty on its instance, polled
@@ -57,11 +61,35 @@ export async function sentTo<T>(nodes: readonly Endpoint[], fn: () => Promise<T>
 }
 
 /**
+ * Resolves once a window on `nodes` and MySQL sees nothing: what the requests before it started
+ * (a script load on a new connection, a subscriber's resync after it connected) has finished, so
+ * the next window holds only its own request. Polled, not slept: a busy machine only takes longer.
+ */
+export async function untilQuiet(nodes: readonly Endpoint[]): Promise<void> {
+  let last = '';
+  await pollUntil(
+    'the storage servers to be quiet',
+    async () => {
+      const { redis, mysql, statements } = await sentTo(nodes, () => sleep(100));
+      last = JSON.stringify({ redis, mysql, statements });
+      return Object.keys(redis).length === 0 && mysql === 0 ? true : undefined;
+    },
+    { timeoutMs: 15_000, intervalMs: 0 }
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; the last 100 ms window saw ${last}`);
+  });
+}
+
+/**
  * The per-request storage costs of the README's table, on a shared Redis topology with two
  * instances: each request is sent through the instance that did not serve the one before it.
  */
 export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningApp; second: RunningApp; dataNodes: () => Promise<readonly Endpoint[]> }): void {
-  const on = async <T>(fn: () => Promise<T>) => sentTo(await topology().dataNodes(), fn);
+  const on = async <T>(fn: () => Promise<T>) => {
+    const nodes = await topology().dataNodes();
+    await untilQuiet(nodes);
+    return sentTo(nodes, fn);
+  };
   before(async () => {
     // Connections to every data node open, and their scripts are loaded, on first use: do that
     // before measuring, with sessions on every master (24 spread over 3 masters) through both instances.
@@ -70,14 +98,13 @@ export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningA
       await one.post('/set', { warm: i });
       await new SessionClient(topology().second.url, 'cookie', one.token).get('/me');
     }
-    await sleep(200);
-  });
+  }, { timeout: TIMEOUTS.hook });
 
   const onFirst = () => new SessionClient(topology().first.url);
   /** A client of `client`'s session on the second instance. */
   const onSecond = (client: SessionClient) => new SessionClient(topology().second.url, 'cookie', client.token);
 
-  it('a claims-only read costs no storage I/O on either instance', async () => {
+  it('a claims-only read costs no storage I/O on either instance', { timeout: TIMEOUTS.test }, async () => {
     const one = onFirst();
     await one.post('/claims', { role: 'admin' });
     const usage = await on(() => onSecond(one).get('/claims'));
@@ -85,14 +112,14 @@ export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningA
     assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: {}, mysql: 0 });
   });
 
-  it('a first write is one INSERT and one cache write', async () => {
+  it('a first write is one INSERT and one cache write', { timeout: TIMEOUTS.test }, async () => {
     const usage = await on(() => onFirst().post('/set', { userId: 7 }));
     assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 1 }, mysql: 1 });
     assert.equal(usage.statements.insert, 1);
     assert.equal(claimsOf(usage.result.issued).stored, true);
   });
 
-  it('a stored read through the other instance is one Redis command and no MySQL', async () => {
+  it('a stored read through the other instance is one Redis command and no MySQL', { timeout: TIMEOUTS.test }, async () => {
     const one = onFirst();
     await one.post('/set', { cart: ['apple'] });
     const two = onSecond(one);
@@ -101,7 +128,7 @@ export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningA
     assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 1 }, mysql: 0 });
   });
 
-  it('a later write through the other instance is the read, one UPDATE and one cache write', async () => {
+  it('a later write through the other instance is the read, one UPDATE and one cache write', { timeout: TIMEOUTS.test }, async () => {
     const one = onFirst();
     await one.post('/set', { cart: ['apple'] });
     const usage = await on(() => onSecond(one).post('/set', { coupon: 'SAVE10' }));
@@ -110,7 +137,7 @@ export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningA
     assert.deepEqual((await one.get('/me')).body.data, { cart: ['apple'], coupon: 'SAVE10' });
   });
 
-  it('a locked increment through the other instance is lock-and-read, UPDATE and unlock, and one cache write', async () => {
+  it('a locked increment through the other instance is lock-and-read, UPDATE and unlock, and one cache write', { timeout: TIMEOUTS.test }, async () => {
     const one = onFirst();
     await one.post('/inc');
     const usage = await on(() => onSecond(one).post('/inc'));
@@ -137,10 +164,19 @@ export async function assertLastWriterWinsAcrossInstances(one: SessionClient, tw
  */
 export async function assertDestroyWinsAcrossInstances(one: SessionClient, two: SessionClient): Promise<void> {
   const sid = claimsOf(one.token).sid;
-  const slow = one.fork().post('/set-slowly', { late: true });
-  await sleep(30);
-  assert.equal((await two.fork().post('/life/destroy')).status, 200);
-  const answer = await slow;
+  const name = randomUUID();
+  const held = gate(name);
+  let answer: SessionResponse;
+  try {
+    const slow = one.fork().post(`/set-at-gate/${name}`, { late: true });
+    // The destroy lands while the write's handler runs: after its request was let in, before it writes.
+    await Promise.race([held.reached, slow.then((early) => assert.fail(`the write answered ${early.status} before reaching its gate`))]);
+    assert.equal((await two.fork().post('/life/destroy')).status, 200);
+    held.open();
+    answer = await slow;
+  } finally {
+    closeGate(name);
+  }
   assert.equal(answer.status, 200);
   if (answer.issued) assert.notEqual(claimsOf(answer.issued).sid, sid);
   await sleep(50);

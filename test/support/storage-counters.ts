@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
+import { RedisMonitor } from './redis-monitor.js';
 
 /** Raw server counters: Redis `calls` per command, MySQL `Questions` and `Com_*` values. */
 export interface Snapshot {
@@ -58,28 +59,52 @@ const COMMANDSTAT = /^cmdstat_(\S+?):calls=(\d+)(?:.*?,rejected_calls=(\d+))?/;
  * Measurements must not overlap, and nothing else may use the servers meanwhile.
  */
 export class StorageCounters {
+  /** Every instance not closed yet: `closeAll()` in an `after` hook closes what a failed test left open. */
+  private static readonly open = new Set<StorageCounters>();
+
   private measuring = false;
 
   private readonly monitored: Array<{ command: string; source: string; mark?: string }> = [];
   private fences = 0;
   /** Connections of Redis Sentinels watching this server (their PINGs, INFOs and hellos are nobody's requests). */
   private sentinels = new Set<string>();
+  private monitor?: RedisMonitor;
 
   private constructor(
     private readonly mysql: Connection,
     private readonly redis: Redis,
-    private readonly monitor: Awaited<ReturnType<Redis['monitor']>> | undefined,
   ) {
-    monitor?.on('monitor', (_time: string, args: string[], source: string) => {
-      const command = String(args[0]).toLowerCase();
-      this.monitored.push({ command, source, mark: command === 'echo' ? String(args[1]) : undefined });
-    });
+    StorageCounters.open.add(this);
   }
 
   static async connect(mysqlUrl: string, redisUrl: string, { monitor = true }: ConnectOptions = {}): Promise<StorageCounters> {
-    const redis = new Redis(redisUrl, { lazyConnect: true });
-    const [mysql] = await Promise.all([createConnection(mysqlUrl), redis.connect()]);
-    return new StorageCounters(mysql, redis, monitor ? await redis.monitor() : undefined);
+    // One connection that never retries: a reconnect would change the source its fences are told
+    // apart by, and a client left retrying a stopped server keeps the spec process alive.
+    const redis = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    redis.on('error', () => undefined); // failures surface through the commands
+    const [mysql, connected] = await Promise.allSettled([createConnection(mysqlUrl), redis.connect()]);
+    if (mysql.status === 'rejected' || connected.status === 'rejected') {
+      redis.disconnect();
+      if (mysql.status === 'fulfilled') mysql.value.destroy();
+      throw mysql.status === 'rejected' ? mysql.reason : (connected as PromiseRejectedResult).reason;
+    }
+    const counters = new StorageCounters(mysql.value, redis);
+    try {
+      if (monitor) counters.monitor = await RedisMonitor.start(redisUrl, (entry) => counters.record(entry));
+    } catch (error) {
+      await counters.close();
+      throw error;
+    }
+    return counters;
+  }
+
+  /** Closes every instance still open; for `after` hooks, so that a test that threw midway leaves no connection behind. */
+  static async closeAll(): Promise<void> {
+    await Promise.all([...StorageCounters.open].map((counters) => counters.close()));
+  }
+
+  private record({ command, args, source }: { command: string; args: string[]; source: string }): void {
+    this.monitored.push({ command, source, mark: command === 'echo' ? args[1] : undefined });
   }
 
   async snapshot(): Promise<Snapshot> {
@@ -116,16 +141,35 @@ export class StorageCounters {
     for (let waited = 0; waited < 5_000; waited += 5) {
       const at = this.monitored.findIndex((entry) => entry.mark === mark);
       if (at >= 0) return at;
+      const broken = this.monitor?.error;
+      if (broken) throw new Error(`Redis MONITOR stopped before the fence: ${broken.message}`);
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     throw new Error('Redis MONITOR did not report the fence within 5 s');
+  }
+
+  /**
+   * How many `command`s each client other than this one has sent since `connect`, by its address;
+   * for a test that must go on until every instance it drives has reached this server.
+   */
+  sentSoFarBySource(command: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const entry of this.monitored) {
+      if (entry.command !== command || this.isOwnOrServers(entry.source)) continue;
+      counts.set(entry.source, (counts.get(entry.source) ?? 0) + 1);
+    }
+    return counts;
+  }
+
+  private isOwnOrServers(source: string): boolean {
+    return source === 'lua' || source === this.ownSource || this.sentinels.has(source);
   }
 
   /** Commands clients other than this one sent between two fences, by name; commands a script ran are not sent by anyone. */
   private sentBetween(start: number, end: number): Record<string, number> {
     const sent: Record<string, number> = {};
     for (const { command, source } of this.monitored.slice(start + 1, end)) {
-      if (source === 'lua' || source === this.ownSource || this.sentinels.has(source)) continue;
+      if (this.isOwnOrServers(source)) continue;
       sent[command] = (sent[command] ?? 0) + 1;
     }
     return sent;
@@ -161,9 +205,12 @@ export class StorageCounters {
     return { redis: { total, byCommand: redis }, mysql: { queries: questions - 1, byCommand } };
   }
 
+  /** Safe to call twice, and on connections to a server that is gone (no goodbye is waited for). */
   async close(): Promise<void> {
-    this.monitor?.disconnect();
-    await Promise.all([this.mysql.end(), this.redis.quit()]);
+    if (!StorageCounters.open.delete(this)) return;
+    this.monitor?.close();
+    this.redis.disconnect();
+    this.mysql.destroy();
   }
 
   private async redisCounters(): Promise<Record<string, number>> {

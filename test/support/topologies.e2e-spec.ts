@@ -12,6 +12,7 @@ import { parseInfo, redisInfo, withRedis } from './redis-admin.js';
 import { CLUSTER_SLOTS, RedisClusterServer, type ClusterNode } from './redis-cluster.js';
 import { RedisSentinelServer } from './redis-sentinel.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { TIMEOUTS } from './topology-timeouts.js';
 
 // Self-checks of the throwaway topologies the scale-out specs run on: each starts its
 // own servers on 127.0.0.1 and stops them in `after`, whatever the tests did.
@@ -46,7 +47,7 @@ async function receivedWithin(socket: Socket, ms: number): Promise<string> {
   return data;
 }
 
-describe('TcpProxy', () => {
+describe('TcpProxy', { timeout: TIMEOUTS.suite }, () => {
   // An upper-casing echo server: what comes back proves it went through the target.
   let target: Server;
   let proxy: TcpProxy;
@@ -68,14 +69,14 @@ describe('TcpProxy', () => {
     await new Promise<void>((resolve) => target.listen(0, LOOPBACK, resolve));
     proxy = new TcpProxy({ host: LOOPBACK, port: (target.address() as AddressInfo).port });
     await proxy.start();
-  });
+  }, { timeout: TIMEOUTS.hook });
   after(async () => {
     for (const socket of clients) socket.destroy();
     await proxy?.stop();
     await new Promise((resolve) => target?.close(resolve));
-  });
+  }, { timeout: TIMEOUTS.hook });
 
-  it('forwards both ways; a paused connection stays open and silent, and resume delivers what it held, in order', async () => {
+  it('forwards both ways; a paused connection stays open and silent, and resume delivers what it held, in order', { timeout: TIMEOUTS.test }, async () => {
     const socket = await dial();
     socket.write('a');
     assert.equal(await receive(socket, 1), 'A');
@@ -91,7 +92,7 @@ describe('TcpProxy', () => {
     assert.equal(await receive(socket, 2), 'BC');
   });
 
-  it('holding the answers back still lets requests reach the target', async () => {
+  it('holding the answers back still lets requests reach the target', { timeout: TIMEOUTS.test }, async () => {
     const socket = await dial();
     proxy.pause('from-target');
     try {
@@ -104,7 +105,7 @@ describe('TcpProxy', () => {
     assert.equal(await receive(socket, 3), 'REQ');
   });
 
-  it('a connection opened during a pause is held as well', async () => {
+  it('a connection opened during a pause is held as well', { timeout: TIMEOUTS.test }, async () => {
     proxy.pause();
     try {
       const socket = await dial();
@@ -117,7 +118,7 @@ describe('TcpProxy', () => {
     }
   });
 
-  it('cutAll closes every open connection and the proxy keeps accepting new ones', async () => {
+  it('cutAll closes every open connection and the proxy keeps accepting new ones', { timeout: TIMEOUTS.test }, async () => {
     const open = [await dial(), await dial()];
     await pollUntil('both connections to reach the proxy', async () => (proxy.connections.length >= 2 ? true : undefined), {
       timeoutMs: 2_000,
@@ -140,7 +141,7 @@ function keyOn(cluster: RedisClusterServer, master: ClusterNode, prefix: string)
   }
 }
 
-describe('RedisClusterServer', () => {
+describe('RedisClusterServer', { timeout: TIMEOUTS.suite }, () => {
   const cluster = new RedisClusterServer();
   let client: Cluster;
   let startup = '';
@@ -151,17 +152,17 @@ describe('RedisClusterServer', () => {
     startup = seconds(startedAt);
     client = new Cluster(cluster.startupNodes);
     client.on('error', () => {}); // node connections drop during failovers; commands report it
-  });
+  }, { timeout: TIMEOUTS.hook });
   after(async () => {
     client?.disconnect();
     await cluster.stop();
-  });
+  }, { timeout: TIMEOUTS.hook });
 
   // Set by the SIGKILL test, for the one after it.
   let deposed: ClusterNode | undefined;
   let successor: ClusterNode | undefined;
 
-  it('serves all 16384 slots from three masters, each followed by one replica in sync', async (t) => {
+  it('serves all 16384 slots from three masters, each followed by one replica in sync', { timeout: TIMEOUTS.test }, async (t) => {
     t.diagnostic(`started in ${startup}`);
     assert.equal(cluster.masters.length, 3);
     assert.equal(cluster.nodes.length, 6);
@@ -182,7 +183,7 @@ describe('RedisClusterServer', () => {
     }
   });
 
-  it('masterForKey names the master Redis hashes the key to, and where ioredis stores it', async () => {
+  it('masterForKey names the master Redis hashes the key to, and where ioredis stores it', { timeout: TIMEOUTS.test }, async () => {
     const keys = cluster.masters.map((master) => keyOn(cluster, master, 'placed'));
     keys.push('{user:1}:profile'); // the hash tag alone decides the slot
     for (const key of keys) {
@@ -198,7 +199,7 @@ describe('RedisClusterServer', () => {
     assert.equal(cluster.masterForKey('{user:1}:profile').id, cluster.masterForKey('{user:1}:session').id);
   });
 
-  it('a SIGKILLed master is replaced by its replica, which serves its keys to the same ioredis client', async (t) => {
+  it('a SIGKILLed master is replaced by its replica, which serves its keys to the same ioredis client', { timeout: TIMEOUTS.failover }, async (t) => {
     const master = cluster.masters[0];
     const key = keyOn(cluster, master, 'failover');
     const [replica] = cluster.replicasOf(master);
@@ -225,7 +226,7 @@ describe('RedisClusterServer', () => {
     }
   });
 
-  it('a killed master restarted after the failover rejoins as a replica of its successor, and a manual failover gives its slots back', async () => {
+  it('a killed master restarted after the failover rejoins as a replica of its successor, and a manual failover gives its slots back', { timeout: TIMEOUTS.failover }, async () => {
     assert.ok(deposed && successor, 'the previous test failed a master over');
     const [old, heir] = [deposed, successor];
     assert.equal(cluster.nodes.find((node) => node.id === old.id)?.failed, true);
@@ -245,7 +246,7 @@ describe('RedisClusterServer', () => {
   });
 });
 
-describe('RedisClusterServer with replication proxies', () => {
+describe('RedisClusterServer with replication proxies', { timeout: TIMEOUTS.suite }, () => {
   const cluster = new RedisClusterServer({ replicationProxy: true });
   let client: Cluster;
   let startup = '';
@@ -256,11 +257,11 @@ describe('RedisClusterServer with replication proxies', () => {
     startup = seconds(startedAt);
     client = new Cluster(cluster.startupNodes);
     client.on('error', () => {});
-  });
+  }, { timeout: TIMEOUTS.hook });
   after(async () => {
     client?.disconnect();
     await cluster.stop();
-  });
+  }, { timeout: TIMEOUTS.hook });
 
   /** A replica's own view of what it has, bypassing the proxy and the cluster's redirects. */
   async function readOnReplica(master: ClusterNode, key: string): Promise<string | null> {
@@ -271,7 +272,7 @@ describe('RedisClusterServer with replication proxies', () => {
     });
   }
 
-  it('clients and replicas reach every master through its proxy', async (t) => {
+  it('clients and replicas reach every master through its proxy', { timeout: TIMEOUTS.test }, async (t) => {
     t.diagnostic(`started in ${startup}`);
     assert.equal(cluster.masters.length, 3);
     for (const master of cluster.masters) {
@@ -286,7 +287,7 @@ describe('RedisClusterServer with replication proxies', () => {
     }
   });
 
-  it("while a master's replication is paused its clients are served, and what they write reaches the replica only after resume", async () => {
+  it("while a master's replication is paused its clients are served, and what they write reaches the replica only after resume", { timeout: TIMEOUTS.test }, async () => {
     const master = cluster.masters[0];
     const key = keyOn(cluster, master, 'held');
     await withRedis(cluster.directEndpoint(master), async (redis) => {
@@ -310,7 +311,7 @@ describe('RedisClusterServer with replication proxies', () => {
     });
   });
 
-  it('a write acknowledged while the replica is held back is lost when its master dies: the cluster then serves the value before it', async () => {
+  it('a write acknowledged while the replica is held back is lost when its master dies: the cluster then serves the value before it', { timeout: TIMEOUTS.failover }, async () => {
     const master = cluster.masters[1];
     const key = keyOn(cluster, master, 'lost');
     await withRedis(cluster.directEndpoint(master), async (redis) => {
@@ -331,7 +332,7 @@ async function servedPort(client: Redis): Promise<number> {
   return Number(parseInfo(await client.info('server')).tcp_port);
 }
 
-describe('RedisSentinelServer', () => {
+describe('RedisSentinelServer', { timeout: TIMEOUTS.suite }, () => {
   const topology = new RedisSentinelServer();
   let client: Redis;
   let startup = '';
@@ -342,13 +343,13 @@ describe('RedisSentinelServer', () => {
     startup = seconds(startedAt);
     client = new Redis(topology.sentinelOptions);
     client.on('error', () => {}); // refused connections while the master is down
-  });
+  }, { timeout: TIMEOUTS.hook });
   after(async () => {
     client?.disconnect();
     await topology.stop();
-  });
+  }, { timeout: TIMEOUTS.hook });
 
-  it('a write through the Sentinel options lands on the master the Sentinels name and reaches the replica', async (t) => {
+  it('a write through the Sentinel options lands on the master the Sentinels name and reaches the replica', { timeout: TIMEOUTS.test }, async (t) => {
     t.diagnostic(`started in ${startup}`);
     assert.equal(topology.sentinels.length, 3);
     const master = await topology.currentMaster();
@@ -358,7 +359,7 @@ describe('RedisSentinelServer', () => {
     assert.equal(await withRedis(topology.initialReplica, (redis) => redis.get('sentinel:greeting')), 'hello');
   });
 
-  it('after killMaster the Sentinels promote the replica and the same ioredis client reconnects to it', async (t) => {
+  it('after killMaster the Sentinels promote the replica and the same ioredis client reconnects to it', { timeout: TIMEOUTS.failover }, async (t) => {
     const killedAt = performance.now();
     const killed = await topology.killMaster();
     const promoted = await topology.waitForFailover(killed);
@@ -374,7 +375,7 @@ describe('RedisSentinelServer', () => {
   });
 });
 
-describe('RedisSentinelServer with a replication proxy', () => {
+describe('RedisSentinelServer with a replication proxy', { timeout: TIMEOUTS.suite }, () => {
   const FAILOVER_TIMEOUT_MS = 3_000;
   const topology = new RedisSentinelServer({ replicationProxy: true, failoverTimeoutMs: FAILOVER_TIMEOUT_MS });
   let startedAt = 0;
@@ -384,8 +385,8 @@ describe('RedisSentinelServer with a replication proxy', () => {
     startedAt = performance.now();
     await topology.start();
     startup = seconds(startedAt);
-  });
-  after(() => topology.stop());
+  }, { timeout: TIMEOUTS.hook });
+  after(() => topology.stop(), { timeout: TIMEOUTS.hook });
 
   /** Whether the server would run `REPLICAOF 127.0.0.1 1` for its default user (ACL DRYRUN runs nothing). */
   async function acceptsReplicaof(server: Endpoint): Promise<boolean> {
@@ -400,7 +401,7 @@ describe('RedisSentinelServer with a replication proxy', () => {
     return Number((await redisInfo(topology.initialReplica, 'replication')).slave_repl_offset);
   }
 
-  it('the replica follows the master through the proxy while the Sentinels reach the replica itself', async (t) => {
+  it('the replica follows the master through the proxy while the Sentinels reach the replica itself', { timeout: TIMEOUTS.test }, async (t) => {
     t.diagnostic(`started in ${startup}`);
     const proxy = topology.replicationProxy;
     const replication = await redisInfo(topology.initialReplica, 'replication');
@@ -420,7 +421,7 @@ describe('RedisSentinelServer with a replication proxy', () => {
     }
   });
 
-  it('while the proxy is paused a SET the master acknowledged does not reach the replica; after resume it does', async () => {
+  it('while the proxy is paused a SET the master acknowledged does not reach the replica; after resume it does', { timeout: TIMEOUTS.test }, async () => {
     const master = await topology.currentMaster();
     await withRedis(master, async (redis) => {
       await redis.set('held', 'first');
@@ -441,7 +442,7 @@ describe('RedisSentinelServer with a replication proxy', () => {
     assert.equal(await withRedis(topology.initialReplica, (replica) => replica.get('held')), 'second');
   });
 
-  it("the Sentinels' periodic replica checks leave the replica on the proxy", async () => {
+  it("the Sentinels' periodic replica checks leave the replica on the proxy", { timeout: TIMEOUTS.test }, async () => {
     // Sentinel re-points a replica whose master address is not the master's once
     // failover-timeout has passed since it found the replica, at its next INFO of it;
     // a short INFO period makes that next check come at once.
@@ -459,7 +460,7 @@ describe('RedisSentinelServer with a replication proxy', () => {
     }
   });
 
-  it('a write acknowledged while the replica is held back is lost when the master dies: the promoted replica serves the value before it', async () => {
+  it('a write acknowledged while the replica is held back is lost when the master dies: the promoted replica serves the value before it', { timeout: TIMEOUTS.failover }, async () => {
     const master = await topology.currentMaster();
     await withRedis(master, async (redis) => {
       await redis.set('flag', 'x = 1');
@@ -485,7 +486,7 @@ describe('RedisSentinelServer with a replication proxy', () => {
   });
 });
 
-describe('MariaDbReplication', () => {
+describe('MariaDbReplication', { timeout: TIMEOUTS.suite }, () => {
   const replication = new MariaDbReplication();
   let primary: Connection;
   let replica: Connection;
@@ -498,20 +499,20 @@ describe('MariaDbReplication', () => {
     [primary, replica] = await Promise.all([createConnection(replication.primaryUrl), createConnection(replication.replicaUrl)]);
     await primary.query('CREATE TABLE replicated (id INT PRIMARY KEY, note VARCHAR(40))');
     await replication.waitForReplicaCatchUp();
-  });
+  }, { timeout: TIMEOUTS.hook });
   after(async () => {
     // destroy(): no COM_QUIT to wait for, and it works on a server that is already gone.
     primary?.destroy();
     replica?.destroy();
     await replication.stop();
-  });
+  }, { timeout: TIMEOUTS.hook });
 
   async function replicaComInsert(): Promise<number> {
     const [[row]] = await replica.query<RowDataPacket[]>("SHOW GLOBAL STATUS LIKE 'Com_insert'");
     return Number(row.Value);
   }
 
-  it('a row inserted on the primary can be read on the replica once it caught up', async (t) => {
+  it('a row inserted on the primary can be read on the replica once it caught up', { timeout: TIMEOUTS.test }, async (t) => {
     t.diagnostic(`started in ${startup}`);
     assert.deepEqual(await replication.replicaStatus(), { ioRunning: 'Yes', sqlRunning: 'Yes', lastError: '' });
     await primary.query("INSERT INTO replicated VALUES (1, 'from the primary')");
@@ -520,7 +521,7 @@ describe('MariaDbReplication', () => {
     assert.deepEqual(rows.map((row) => row.note), ['from the primary']);
   });
 
-  it('statements replication applies on the replica are not counted as client statements', async () => {
+  it('statements replication applies on the replica are not counted as client statements', { timeout: TIMEOUTS.test }, async () => {
     const comInsertBefore = await replicaComInsert();
     const { statements } = await replication.replicaClientStatements(async () => {
       await primary.query("INSERT INTO replicated VALUES (2, 'a'), (3, 'b')");
@@ -535,7 +536,7 @@ describe('MariaDbReplication', () => {
     assert.equal(Number(n), 4);
   });
 
-  it('every statement a client sends the replica is counted', async () => {
+  it('every statement a client sends the replica is counted', { timeout: TIMEOUTS.test }, async () => {
     const { statements } = await replication.replicaClientStatements(async () => {
       await replica.query('SELECT 1');
       await replica.query('SELECT COUNT(*) FROM replicated');
