@@ -100,6 +100,8 @@ export class RedisSessionCache extends SessionCache {
     const connection = this.connection;
     const send = (name: 'evalsha' | 'eval', script: string) => {
       const command = new Command(name, [script, keys.length, ...keys], { replyEncoding: 'utf8' });
+      // One round trip for the whole batch, however many requests share it.
+      this.telemetry.roundTrip('redis', name === 'evalsha' ? 'EVALSHA' : 'EVAL');
       void (this.client as Redis).sendCommand(command);
       return command.promise as Promise<Array<string | null>>;
     };
