@@ -1,34 +1,15 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { chromium, type Browser, type Cookie, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../support/chromium.js';
 import { AppModule } from '../../sample/app.module.js';
 import { freePort } from '../support/free-port.js';
 import { testEnv } from '../support/test-env.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync'
-];
-
-function requireChromium(): void {
-  try {
-    accessSync(CHROMIUM, constants.X_OK);
-  } catch {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (as root) and run again`);
-  }
-}
 
 describe('sample app on MariaDB and Redis, driven by Chromium', { timeout: 120_000 }, () => {
   let app: INestApplication;

@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { accessSync, constants } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { GraphQLModule } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../support/chromium.js';
 import { EzSessionService } from '../../lib/index.js';
 import { BrowserPagesController } from '../fixtures/browser-pages.controller.js';
 import { ADAPTERS, startApp, type AdapterName, type RunningApp } from '../fixtures/fixture-app.js';
@@ -18,40 +18,6 @@ import { claimsOf, SessionClient } from '../support/session-client.js';
 // sets of names: over plain HTTP Chromium sends no fetch metadata (only Origin); the names it is
 // told to treat as secure get Sec-Fetch-Site, as every origin over HTTPS does.
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--host-resolver-rules=MAP *.test 127.0.0.1'
-];
-
-interface Names {
-  what: string;
-  app: string;
-  sibling: string;
-  otherSite: string;
-  /** Chromium sends Sec-Fetch-* to these. */
-  secure: boolean;
-}
-
-const NAMES: Names[] = [
-  { what: 'Origin only (plain HTTP)', app: 'app.example.test', sibling: 'evil.example.test', otherSite: 'attacker.test', secure: false },
-  { what: 'Sec-Fetch-Site (a secure origin)', app: 'app.meta.test', sibling: 'evil.meta.test', otherSite: 'attacker-meta.test', secure: true }
-];
-
-function requireChromium(): void {
-  try {
-    accessSync(CHROMIUM, constants.X_OK);
-  } catch {
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's package with \`apt-get install -y chromium\` (as root) and run again`);
-  }
-}
 
 function graphqlModule(adapter: AdapterName) {
   return adapter === 'express'
@@ -72,7 +38,7 @@ describe('cross-origin requests and the token header in Chromium', { timeout: 24
       const port = new URL(url).port;
       return NAMES.filter((names) => names.secure).flatMap((names) => [names.app, names.sibling, names.otherSite].map((host) => `http://${host}:${port}`));
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, `--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(',')}`], headless: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, '--host-resolver-rules=MAP *.test 127.0.0.1', `--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(',')}`], headless: true });
   });
 
   after(async () => {
