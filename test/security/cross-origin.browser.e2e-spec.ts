@@ -18,6 +18,20 @@ import { claimsOf, SessionClient } from '../support/session-client.js';
 // sets of names: over plain HTTP Chromium sends no fetch metadata (only Origin); the names it is
 // told to treat as secure get Sec-Fetch-Site, as every origin over HTTPS does.
 
+interface Names {
+  what: string;
+  app: string;
+  sibling: string;
+  otherSite: string;
+  /** Chromium sends Sec-Fetch-* to these. */
+  secure: boolean;
+}
+
+const NAMES: Names[] = [
+  { what: 'Origin only (plain HTTP)', app: 'app.example.test', sibling: 'evil.example.test', otherSite: 'attacker.test', secure: false },
+  { what: 'Sec-Fetch-Site (a secure origin)', app: 'app.meta.test', sibling: 'evil.meta.test', otherSite: 'attacker-meta.test', secure: true }
+];
+
 
 function graphqlModule(adapter: AdapterName) {
   return adapter === 'express'
