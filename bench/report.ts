@@ -182,13 +182,13 @@ export function renderMarkdown(results: BenchResults): string {
   out.push('```', '');
   out.push('Why a MISS misses, what its profile shows and what was tried: [README, Benchmarks](README.md#benchmarks).', '');
   out.push(
-    'Where the counts come from. A stored read is at most one Redis command sent (a cache hit), and no MySQL: the reads one event-loop turn of the app asks for ' +
-      "go out as one EVALSHA of a script that checks once, with `INFO replication`, that the server is a master and which reign (`master_replid`) it is in, " +
-      'then MGETs every entry and serves those stamped with that reign; so under load Redis executes one EVALSHA, one INFO and one MGET per batch of reads, ' +
-      'and fewer than one command is sent per read. Writes stamp their entry with the reign the connection last saw and run no INFO. ' +
+    'Where the counts come from. A stored read is at most one Redis round trip (a cache hit), and no MySQL: the reads one event-loop turn of the app asks for ' +
+      "go out together as one transaction, `MULTI`, `INFO replication`, `MGET` of every entry, `EXEC`: the app serves an entry only if the INFO says the server is a master " +
+      'and the entry is stamped with its reign (`master_replid`); EXEC runs the two back to back, so the check is as atomic as a script, and the values never pass ' +
+      'through Lua. Under load Redis executes those four commands once per batch of reads, fewer than one per read. Writes stamp their entry with the reign the connection last saw and run no INFO. ' +
       'Redis server CPU is the redis-server process\'s own CPU time (INFO cpu, user + system) over the measured window, per request. ' +
-      "An unlocked `@Session()` write reads the session before the handler (that script) and after it sends one versioned `UPDATE … WHERE version = ?` " +
-      '(a first visit: one INSERT) and one EVALSHA of a script that writes the cache entry only if its version is newer: 2 Redis commands sent, ' +
+      "An unlocked `@Session()` write reads the session before the handler (that transaction) and after it sends one versioned `UPDATE … WHERE version = ?` " +
+      '(a first visit: one INSERT) and one EVALSHA of a script that writes the cache entry only if its version is newer: 2 Redis round trips, ' +
       "the rest of Redis's executed count runs inside those scripts. " +
       'Each instance also re-reads the revocation list once every `revocationSyncInterval` (5 s): one SELECT in the background, which shows as ' +
       'about 0.00003 MySQL statements per request and is not counted against a request. ' +

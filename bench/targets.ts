@@ -49,6 +49,11 @@ function redisCounts(run: RunResult): string {
   return `${sent}, ${n(run.redisPerRequest)} executed (${commands(run.redisByCommand)})`;
 }
 
+/** Round trips per request: a MULTI … EXEC transaction (EzSession's read: MULTI, INFO, MGET, EXEC) is sent as one. */
+function roundTripsSent(sent: NonNullable<RunResult['redisSent']>): number {
+  return sent.perRequest - 3 * (sent.byCommand.exec ?? 0);
+}
+
 /** Write retries per write in the window, when the app reports them. */
 function retriesPerWrite(run: RunResult): number | undefined {
   return run.writes ? run.writes.retries / Math.max(1, run.writes.writes) : undefined;
@@ -109,13 +114,13 @@ export function evaluateTargets(runs: RunResult[], scale?: ScaleResult[], revoca
     if (!run || !other) checks.push(missing(scenario));
     else {
       const ratio = run.rps / other.rps;
-      // At most one round trip: the read script, shared by the reads of one event-loop turn (its GETs and INFO run inside Redis).
-      const oneCommand = run.redisSent !== undefined && atMost(run.redisSent.perRequest, 1) && atMost(run.redisByCommand.evalsha ?? 0, 1);
+      // At most one round trip: the read transaction (MULTI / INFO / MGET / EXEC, sent together), shared by the reads of one event-loop turn.
+      const oneCommand = run.redisSent !== undefined && atMost(roundTripsSent(run.redisSent), 1);
       checks.push({
         pass: oneCommand && near(run.mysqlPerRequest, 0) && ratio >= floor && clean(run, other),
         text:
           `${scenario} (@Session(), cache hit): ${x(ratio)} express-session (${rps(run)} vs ${rps(other)} req/s; target ≥ ${floor.toFixed(2)}×${cpu(run, other)}); ` +
-          `Redis ${redisCounts(run)} / ${n(run.mysqlPerRequest)} MySQL per request (target at most 1 command sent / 0)${errorsOf(run, other)}`,
+          `Redis ${redisCounts(run)} / ${n(run.mysqlPerRequest)} MySQL per request (target at most 1 round trip / 0)${errorsOf(run, other)}`,
         profile: vsExpressSession(scenario)
       });
     }

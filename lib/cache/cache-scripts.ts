@@ -7,9 +7,10 @@
  * may predate the last acknowledged write, is never served. See the README, "No stale reads
  * across a failover", for the argument path by path.
  *
- * What costs: `INFO replication` (about 2-3 µs of server time, ten times a GET). A read script runs
- * it once for a whole batch of reads (every read one event-loop turn asked for, on one server), not
- * once per read. Writes, leases and refills do not run it at all when the client knows the reign
+ * What costs: `INFO replication` (about 1.5-3 µs of server time, ten times a GET). On one server
+ * (standalone or Sentinel) reads are not a script: a MULTI / INFO / MGET / EXEC transaction runs the
+ * same check for a whole batch of reads (redis-session.cache.ts), and keeps the values out of Lua;
+ * READ_CURRENT is the Cluster's read, one key on its own master. Writes, leases and refills do not run it at all when the client knows the reign
  * (ARGV reign, from the connection's last read or from the INFO at connect): a stamp that is wrong
  * because the reign changed meanwhile names a reign that is over, so the entry reads as a miss.
  * An empty ARGV reign makes them read INFO themselves.
@@ -23,7 +24,7 @@ const REIGN = `local reign = ARGV[1]
 if reign == '' then reign = ${INFO_REPLID} end`;
 
 /**
- * Reads every key (KEYS) with one MGET, serving an entry only if this node is a master and the entry
+ * The Cluster's read (one key there, one master per key). Reads every key (KEYS) with one MGET, serving an entry only if this node is a master and the entry
  * was stored in its current reign. Returns `{ replid or false, value or false, ... }`: the replid
  * (false on a replica, which serves nothing) lets the client stamp its next writes without INFO.
  * The stamp is checked with plain finds, which make no new Lua string per entry.

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import { EzSessionService, type EzSessionEvent } from '../../lib/index.js';
 import { ADAPTERS, startFixtureApp, type RunningApp } from '../fixtures/fixture-app.js';
+import { cacheReads } from '../support/cache-reads.js';
 import { realStoreOptions } from '../support/fixture-options.js';
 import { ManualClock, SECOND } from '../support/manual-clock.js';
 import { pollUntil } from '../support/poll.js';
@@ -137,7 +138,7 @@ for (const adapter of ADAPTERS) {
       at((IDLE / 2) * SECOND - 1);
       const usage = await counters.measure(() => client.get('/me'));
       assert.equal(usage.result.issued, undefined);
-      assert.deepEqual({ redis: usage.redis.sent, mysql: usage.mysql.queries }, { redis: { evalsha: 1 }, mysql: 0 });
+      assert.deepEqual({ redis: usage.redis.sent, mysql: usage.mysql.queries }, { redis: cacheReads(1), mysql: 0 });
     });
 
     it('activity once half the idle window has passed re-issues the token, for a full idle window from then', async () => {

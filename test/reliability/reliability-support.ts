@@ -128,9 +128,9 @@ export class RedisProbe {
       .filter((client) => client.name !== ADMIN_NAME);
   }
 
-  /** Whether some app client connected after `sinceId` has read an entry (the cache's read script: so the app reads the cache again). */
+  /** Whether some app client connected after `sinceId` has read an entry (the cache's read transaction or script: so the app reads the cache again). */
   async appServedGetSince(sinceId: number): Promise<boolean> {
-    return (await this.appClients()).some((client) => Number(client.id) > sinceId && (client.cmd === 'get' || client.cmd === 'evalsha'));
+    return (await this.appClients()).some((client) => Number(client.id) > sinceId && (client.cmd === 'get' || client.cmd === 'evalsha' || client.cmd === 'exec'));
   }
 
   /** The highest client id so far (this probe included): clients connecting later get higher ids, until Redis restarts. */

@@ -84,7 +84,14 @@ export async function untilQuiet(nodes: readonly Endpoint[]): Promise<void> {
  * The per-request storage costs of the README's table, on a shared Redis topology with two
  * instances: each request is sent through the instance that did not serve the one before it.
  */
-export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningApp; second: RunningApp; dataNodes: () => Promise<readonly Endpoint[]> }): void {
+export function itCostsWhatTheStorageTableSays(
+  topology: () => { first: RunningApp; second: RunningApp; dataNodes: () => Promise<readonly Endpoint[]>; cachedRead: Record<string, number> }
+): void {
+  /** A cached read and then one guarded cache write (EVALSHA). */
+  const readThenWrite = () => {
+    const { cachedRead } = topology();
+    return { ...cachedRead, evalsha: (cachedRead.evalsha ?? 0) + 1 };
+  };
   const on = async <T>(fn: () => Promise<T>) => {
     const nodes = await topology().dataNodes();
     await untilQuiet(nodes);
@@ -119,20 +126,20 @@ export function itCostsWhatTheStorageTableSays(topology: () => { first: RunningA
     assert.equal(claimsOf(usage.result.issued).stored, true);
   });
 
-  it('a stored read through the other instance is one Redis command and no MySQL', { timeout: TIMEOUTS.test }, async () => {
+  it('a stored read through the other instance is one Redis round trip and no MySQL', { timeout: TIMEOUTS.test }, async () => {
     const one = onFirst();
     await one.post('/set', { cart: ['apple'] });
     const two = onSecond(one);
     const usage = await on(() => two.get('/me'));
     assert.deepEqual(usage.result.body, { data: { cart: ['apple'] } });
-    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 1 }, mysql: 0 });
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: topology().cachedRead, mysql: 0 });
   });
 
   it('a later write through the other instance is the read, one UPDATE and one cache write', { timeout: TIMEOUTS.test }, async () => {
     const one = onFirst();
     await one.post('/set', { cart: ['apple'] });
     const usage = await on(() => onSecond(one).post('/set', { coupon: 'SAVE10' }));
-    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: { evalsha: 2 }, mysql: 1 });
+    assert.deepEqual({ redis: usage.redis, mysql: usage.mysql }, { redis: readThenWrite(), mysql: 1 });
     assert.equal(usage.statements.update, 1);
     assert.deepEqual((await one.get('/me')).body.data, { cart: ['apple'], coupon: 'SAVE10' });
   });
