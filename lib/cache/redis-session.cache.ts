@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { Command, type Cluster, type Redis } from 'ioredis';
 import type { SessionTelemetry } from '../observability/session-telemetry.js';
 import { FILL_IF_LEASED, READ_CURRENT, SET_IF_NEWER, TAKE_LEASE } from './cache-scripts.js';
-import { LEASE_MS, SessionCache, decodeCached, encodeUnstamped, type CachedSession } from './session-cache.js';
+import { LEASE_MS, SessionCache, decodeCached, encodeCached, encodeUnstamped, type CachedSession } from './session-cache.js';
 
 /**
  * Redis cache (a single server, Sentinel, or a Cluster): one round trip per stored read and one
@@ -135,7 +135,10 @@ export class RedisSessionCache extends SessionCache {
   async set(sid: string, value: CachedSession, ttlMs: number): Promise<void> {
     if (ttlMs < 1) return this.delete(sid);
     try {
-      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [this.reign, String(value.version), encodeUnstamped(value), String(Math.floor(ttlMs))]);
+      // Stamped here when the reign is known, so that Redis stores the argument as it came.
+      const reign = this.reign;
+      const entry = reign ? encodeCached(value, reign) : encodeUnstamped(value);
+      await this.script(SET_IF_NEWER, this.keyPrefix + sid, [reign, String(value.version), entry, String(Math.floor(ttlMs))]);
     } catch (error) {
       this.markStale(sid, 'write', error);
     }

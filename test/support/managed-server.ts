@@ -9,6 +9,7 @@ const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
 const POLL_INTERVAL_MS = 25;
 const OUTPUT_LIMIT = 16_384;
+const PORT_ATTEMPTS = 3;
 
 class Running {
   hasExited = false;
@@ -86,6 +87,7 @@ export abstract class ManagedServer {
 
   private async startOnce(): Promise<void> {
     if (this.isRunning) throw new Error(`${this.name} is already running on port ${this.port}`);
+    let freshPorts = false;
     if (this.dir === undefined || this.assignedPort === undefined) {
       // Servers report their directory with symlinks resolved; probe() compares against it.
       const dir = await realpath(await mkdtemp(join(tmpdir(), `ezsession-${this.name.toLowerCase()}-`)));
@@ -96,13 +98,33 @@ export abstract class ManagedServer {
         throw error;
       }
       this.dir = dir;
-      this.assignedPort = await freePort();
+      await this.assignPorts();
+      freshPorts = true;
     }
-    const { binary, args } = this.command(this.dir, this.assignedPort);
-    const running = new Running(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-    this.running = running;
-    await this.waitUntilReady(running, this.dir);
+    for (let attempt = 1; ; attempt++) {
+      const { binary, args } = this.command(this.dir, this.port);
+      const running = new Running(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+      this.running = running;
+      try {
+        await this.waitUntilReady(running, this.dir);
+        return;
+      } catch (error) {
+        // A port is free when freePort() asks and may be taken before the server binds it (by another
+        // spec file's server, or as the local port of an outgoing connection): pick new ones, on a
+        // first start only (a restart must come back on the ports its clients and peers know).
+        if (!freshPorts || attempt === PORT_ATTEMPTS || !/address already in use/i.test(running.output)) throw error;
+        await this.assignPorts();
+      }
+    }
   }
+
+  private async assignPorts(): Promise<void> {
+    this.assignedPort = await freePort();
+    await this.pickMorePorts();
+  }
+
+  /** Ports a server needs besides its main one (a Redis Cluster node's bus port), picked with it. */
+  protected async pickMorePorts(): Promise<void> {}
 
   /** Graceful shutdown; also deletes the data directory. */
   async stop(): Promise<void> {

@@ -3,7 +3,6 @@ import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
 import { describeEndpoint, sameEndpoint, type Endpoint } from './endpoint.js';
 import { requireBinary } from './find-binary.js';
-import { freePort } from './free-port.js';
 import { pollUntil } from './poll.js';
 import { parseInfo, redisInfo, withRedis } from './redis-admin.js';
 import { RedisServer } from './redis-server.js';
@@ -245,12 +244,11 @@ export class RedisClusterServer {
       await proxy.start();
     }
     const server = new RedisServer({
+      clusterBus: true,
       args: [
         '--cluster-enabled', 'yes',
         // Relative to --dir, the node's temp directory; restart() finds it there again.
         '--cluster-config-file', 'nodes.conf',
-        // The default bus port is the node's + 10000, which need not be free (or below 65536).
-        '--cluster-port', String(await freePort()),
         '--cluster-node-timeout', String(this.nodeTimeoutMs),
         // A replica takes over however long its link was down: tests kill masters on purpose.
         '--cluster-replica-validity-factor', '0',

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { LOOPBACK, type Endpoint } from './endpoint.js';
 import { requireBinary } from './find-binary.js';
+import { freePort } from './free-port.js';
 import { ManagedServer } from './managed-server.js';
 
 export interface RedisServerOptions {
@@ -9,16 +10,26 @@ export interface RedisServerOptions {
    * `--name` followed by its values; they come after the defaults, so they win.
    */
   args?: readonly string[];
+  /** A Redis Cluster node: a bus port of its own (`--cluster-port`), picked with the node's port. */
+  clusterBus?: boolean;
 }
 
 /** A throwaway, non-persistent Redis. */
 export class RedisServer extends ManagedServer {
   protected readonly name = 'Redis';
   private readonly extraArgs: readonly string[];
+  private readonly clusterBus: boolean;
+  private busPort?: number;
 
-  constructor({ args = [] }: RedisServerOptions = {}) {
+  constructor({ args = [], clusterBus = false }: RedisServerOptions = {}) {
     super();
     this.extraArgs = args;
+    this.clusterBus = clusterBus;
+  }
+
+  protected override async pickMorePorts(): Promise<void> {
+    // The default bus port is the node's + 10000, which need not be free (or below 65536).
+    if (this.clusterBus) this.busPort = await freePort();
   }
 
   get url(): string {
@@ -41,6 +52,7 @@ export class RedisServer extends ManagedServer {
         '--appendonly', 'no',
         '--dir', dir,
         '--daemonize', 'no',
+        ...(this.busPort === undefined ? [] : ['--cluster-port', String(this.busPort)]),
         ...this.extraArgs,
       ],
     };
