@@ -2,11 +2,12 @@
 // no app and no network wait in the way: a throwaway redis-server, one connection, commands pipelined
 // 500 at a time, and the server's own CPU (its main thread's, from /proc) per request. (INFO
 // commandstats' times are no measure here: a script's or EXEC's time includes the commands it ran,
-// which are counted again on their own.) It is the floor under the bench's "Redis server CPU" column: the bench
-// adds one event-loop wakeup per round trip, this leaves that out. README, Benchmarks, cites it.
+// which are counted again on their own.) It is the floor under the bench's "Redis server CPU"
+// column: the bench adds one event-loop wakeup per round trip, this leaves that out. README,
+// Benchmarks, cites it.
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { FILL_IF_LEASED, READ_CURRENT, SET_IF_NEWER, TAKE_LEASE } from '../lib/cache/cache-scripts.js';
+import { READ_CURRENT, SET_IF_NEWER } from '../lib/cache/cache-scripts.js';
 import { encodeCached, type CachedSession } from '../lib/cache/session-cache.js';
 import { RedisServer } from '../test/support/redis-server.js';
 
@@ -14,7 +15,7 @@ const KEYS = 256;
 const REQUESTS = 20_000;
 const PIPELINE = 500;
 
-/** One shape: how to queue `requests` requests of it on a pipeline, starting at request `first`. */
+/** One shape of request: how to queue one call of it on a pipeline, for request number `request`. */
 interface Shape {
   name: string;
   /** Requests one call of `queue` stands for (a batch of reads is several). */
@@ -39,11 +40,10 @@ try {
   const setIfNewer = await sha(SET_IF_NEWER);
   const readCurrent = await sha(READ_CURRENT);
   const emptyScript = await sha('return 1');
-  await sha(TAKE_LEASE);
-  await sha(FILL_IF_LEASED);
   let version = 10;
   const key = (request: number) => `k${request % KEYS}`;
   const keys = (request: number, n: number) => Array.from({ length: n }, (_, j) => key(request + j));
+  /** A newer version's entry each time: SET_IF_NEWER always writes, as a committed write's cache write does. */
   const entry = () => encodeCached(session(++version), reign);
 
   const shapes: Shape[] = [

@@ -4,13 +4,14 @@
  * takes a new random one when it is promoted, and a reign once left never comes back), and a read
  * serves an entry only if its stamp is the replication id of the master that answers, checked in
  * the same script, so atomically: an entry a new master inherited from before a failover, which
- * may predate the last acknowledged write, is never served. See the README, "No stale reads
- * across a failover", for the argument path by path.
+ * may predate the last acknowledged write, is never served. See the README, "The failover guard",
+ * for the argument path by path.
  *
  * What costs: `INFO replication` (about 1.5-3 µs of server time, ten times a GET). On one server
  * (standalone or Sentinel) reads are not a script: a MULTI / INFO / MGET / EXEC transaction runs the
  * same check for a whole batch of reads (redis-session.cache.ts), and keeps the values out of Lua;
- * READ_CURRENT is the Cluster's read, one key on its own master. Writes, leases and refills do not run it at all when the client knows the reign
+ * READ_CURRENT is the Cluster's read, one key on its own master. Writes, leases and refills run no
+ * INFO when the client knows the reign
  * (ARGV reign, from the connection's last read or from the INFO at connect): a stamp that is wrong
  * because the reign changed meanwhile names a reign that is over, so the entry reads as a miss.
  * An empty ARGV reign makes them read INFO themselves.
@@ -26,8 +27,9 @@ if reign == '' then reign = ${INFO_REPLID} end`;
 
 /**
  * The Cluster's read (one key there, one master per key). Reads every key (KEYS) with one MGET,
- * serving an entry only if this node is a master and the entry was stored in its current reign. Returns `{ replid or false, value or false, ... }`: the replid
- * (false on a replica, which serves nothing) lets the client stamp its next writes without INFO.
+ * serving an entry only if this node is a master and the entry was stored in its current reign.
+ * Returns `{ replid or false, value or false, ... }`: the replid (false on a replica, which serves
+ * nothing) lets the client stamp its next writes without INFO.
  * The stamp is checked with plain finds, which make no new Lua string per entry.
  */
 export const READ_CURRENT = `local info = redis.call('INFO', 'replication')

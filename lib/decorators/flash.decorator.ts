@@ -8,8 +8,6 @@ import { sessionParameter } from './session-parameter.js';
 export function Flash(): ParameterDecorator {
   return sessionParameter({ flash: true }, (sessions, session, usage) => {
     if (usage.lock) return sessions.whenLocked(session, () => session.flash());
-    // Beside @Session({ readonly: true }) the flash still works (read values are consumed, set ones
-    // stored): only the session data is read-only. A socket's flash is read-only (nothing goes back).
     return sessions.whenLoaded(session, () => session.flash(sessions.sockets.owns(session) ? usage.reader : undefined));
   });
 }

@@ -28,8 +28,9 @@ export class FlashBag {
 
   /** A regeneration kept only these keys: the others, left earlier or set in this request, are gone. */
   retain(keys: ReadonlySet<string>): void {
-    for (const key of [...this.outgoing.keys()]) if (!keys.has(key)) this.outgoing.delete(key);
-    for (const key of [...this.consumed.keys()]) if (!keys.has(key)) this.consumed.delete(key);
+    // Deleting from a Map while iterating it is well-defined: no copy of the keys needed.
+    for (const key of this.outgoing.keys()) if (!keys.has(key)) this.outgoing.delete(key);
+    for (const key of this.consumed.keys()) if (!keys.has(key)) this.consumed.delete(key);
   }
 
   set(key: string, value: unknown): void {

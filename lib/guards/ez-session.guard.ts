@@ -5,9 +5,9 @@ import { EZ_SESSION_OPTIONS } from '../ez-session.constants.js';
 import { EzSessionConfigError } from '../ez-session.errors.js';
 import { EzSessionService } from '../ez-session.service.js';
 import type { EzSessionRequirement } from '../interfaces/ez-session-options.interface.js';
-import { EzSessionGraphQLError } from '../graphql/graphql-error.js';
+import { EzSessionGraphQLError, type EzSessionGraphQLExtensions } from '../graphql/graphql-error.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
-import { wsException } from '../ws/ws-error.js';
+import { wsException, type EzSessionWsError } from '../ws/ws-error.js';
 
 /** What a refused request lacked, as the 401 body lists it. */
 export interface MissingSessionParts {
@@ -60,7 +60,7 @@ export class EzSessionGuard implements CanActivate {
     if (!requirement || ((requirement.keys?.length ?? 0) === 0 && (requirement.claims?.length ?? 0) === 0 && requirement.freshWithin === undefined)) {
       throw new EzSessionConfigError(
         'guard',
-        `is not set and ${context.getClass().name}.${context.getHandler().name} has no @RequireSession({ keys, claims }): EzSessionGuard has nothing to check there (mark open routes with @PublicRoute())`
+        `is not set and ${context.getClass().name}.${context.getHandler().name} has no @RequireSession({ keys, claims, freshWithin }): EzSessionGuard has nothing to check there (mark open routes with @PublicRoute())`
       );
     }
     return requirement;
@@ -69,35 +69,41 @@ export class EzSessionGuard implements CanActivate {
   /** Throws the refusal of a session whose last authentication is older than `freshWithin` seconds (or unknown): 401, code `SESSION_NOT_FRESH`. */
   protected refuseStale(context: ExecutionContext, freshWithin: number, authenticatedAt: Date | undefined): never | Promise<never> {
     const message = staleMessage(freshWithin, authenticatedAt);
-    const type = context.getType<string>();
-    if (type === 'graphql') throw new EzSessionGraphQLError(message, { code: 'SESSION_NOT_FRESH', freshWithin });
-    if (type === 'ws') {
-      return wsException({ status: 'error', code: 'SESSION_NOT_FRESH', message, freshWithin }).then((error) => {
-        throw error;
-      });
-    }
-    throw new UnauthorizedException({ statusCode: 401, error: 'Unauthorized', code: 'SESSION_NOT_FRESH', message, freshWithin });
-  }
-
-  /** Throws the refusal, in the form the context's transport answers (a promise of it for a gateway, whose exception class is loaded on demand). */
-  protected refuse(context: ExecutionContext, missing: MissingSessionParts): never | Promise<never> {
-    const parts = [...missing.keys.map((key) => `session key "${key}"`), ...missing.claims.map((name) => `claim "${name}"`)];
-    const type = context.getType<string>();
-    if (type === 'graphql') {
-      throw new EzSessionGraphQLError(`This operation needs a session with ${parts.join(' and ')}; sign in first.`, { code: 'UNAUTHENTICATED', missing });
-    }
-    if (type === 'ws') {
-      return wsException({ status: 'error', code: 'UNAUTHENTICATED', message: `This message needs a session with ${parts.join(' and ')}; sign in first.`, missing }).then((error) => {
-        throw error;
-      });
-    }
-    throw new UnauthorizedException({
-      statusCode: 401,
-      error: 'Unauthorized',
-      message: `This route needs a session with ${parts.join(' and ')}; sign in first.`,
-      missing
+    return deny(context, {
+      graphql: [message, { code: 'SESSION_NOT_FRESH', freshWithin }],
+      ws: { status: 'error', code: 'SESSION_NOT_FRESH', message, freshWithin },
+      http: { statusCode: 401, error: 'Unauthorized', code: 'SESSION_NOT_FRESH', message, freshWithin }
     });
   }
+
+  /** Throws the refusal of a session without the keys or claims the route needs: 401 (`UNAUTHENTICATED` in GraphQL and on sockets). */
+  protected refuse(context: ExecutionContext, missing: MissingSessionParts): never | Promise<never> {
+    const needs = `a session with ${[...missing.keys.map((key) => `session key "${key}"`), ...missing.claims.map((name) => `claim "${name}"`)].join(' and ')}; sign in first.`;
+    return deny(context, {
+      graphql: [`This operation needs ${needs}`, { code: 'UNAUTHENTICATED', missing }],
+      ws: { status: 'error', code: 'UNAUTHENTICATED', message: `This message needs ${needs}`, missing },
+      http: { statusCode: 401, error: 'Unauthorized', message: `This route needs ${needs}`, missing }
+    });
+  }
+}
+
+/** One refusal in each transport's form. */
+interface Refusal {
+  graphql: [message: string, extensions: EzSessionGraphQLExtensions];
+  ws: EzSessionWsError;
+  http: Record<string, unknown>;
+}
+
+/** Throws `refusal` in the form the context's transport answers (a promise of it for a gateway, whose exception class is loaded on demand). */
+function deny(context: ExecutionContext, refusal: Refusal): never | Promise<never> {
+  const type = context.getType<string>();
+  if (type === 'graphql') throw new EzSessionGraphQLError(...refusal.graphql);
+  if (type === 'ws') {
+    return wsException(refusal.ws).then((error) => {
+      throw error;
+    });
+  }
+  throw new UnauthorizedException(refusal.http);
 }
 
 /** What a `freshWithin` refusal says, in every transport: code `SESSION_NOT_FRESH`, so a client knows to ask for the password again (not to sign in from scratch). */

@@ -12,7 +12,7 @@ import { SessionTokenCodec } from '../token/session-token.codec.js';
 import { readToken, type PresentedToken } from '../token/token-transport.js';
 import { RequestSession, type SessionOwner } from './request-session.js';
 import { SessionEvents } from './session-events.js';
-import { SessionLifetimes } from './session-lifetimes.js';
+import { SessionLifetimes, type LifetimeHolder } from './session-lifetimes.js';
 
 /**
  * Turns a request's token into its RequestSession, with no I/O: signature, claim shapes, expiry,
@@ -36,7 +36,21 @@ export class SessionOpener {
 
   /** The token the request carries and how; a Bearer token that is not this app's is passed over for the cookie. */
   presented(request: HttpRequestLike): PresentedToken | undefined {
-    return readToken(request.headers, this.options.cookie.name, (token) => this.codec.isOurs(token));
+    return readToken(request.headers, this.options.cookie.name, this.isOurs);
+  }
+
+  // Made once, not per request.
+  private readonly isOurs = (token: string) => this.codec.isOurs(token);
+
+  /**
+   * Why a session that verified is over anyway at `exactNow` (seconds): revoked (its id, or its user
+   * logged out everywhere since it began) or past its absolute timeout. Asked when a request opens it
+   * and again on every socket message, so that both refuse by the same rules.
+   */
+  endedBy(sid: string, createdAt: number, custom: SessionClaims['custom'], lifetime: LifetimeHolder['lifetime'], exactNow: number): 'revoked' | 'expired' | undefined {
+    if (this.revocations.has(sid) || this.revocations.refusesUser(sid, createdAt, custom)) return 'revoked';
+    if (this.lifetimes.absoluteEnded(createdAt, lifetime, exactNow)) return 'expired';
+    return undefined;
   }
 
   /** `presented`: what `presented(request)` found, or `undefined` to open it as carrying no token. */
@@ -51,10 +65,11 @@ export class SessionOpener {
     if (verdict.valid) {
       const candidate = verdict.claims;
       const bound = this.bindingOf(request);
-      if (this.revocations.has(candidate.sid) || this.revocations.refusesUser(candidate.sid, candidate.sct, candidate.custom)) {
+      const ended = this.endedBy(candidate.sid, candidate.sct, candidate.custom, candidate.lt, exactNow);
+      if (ended === 'revoked') {
         // A revoked id, or a user logged out everywhere since the session began: treated as no token, silently.
         resolution = 'refusedRevoked';
-      } else if (this.lifetimes.absoluteEnded(candidate.sct, candidate.lt, exactNow)) {
+      } else if (ended === 'expired') {
         resolution = 'refusedExpired';
         this.events.emit({ type: 'expired', sid: candidate.sid, reason: 'absolute' });
       } else if (bound !== undefined && candidate.fp !== this.fingerprintWith(bound, verdict.key)) {

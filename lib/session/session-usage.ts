@@ -14,7 +14,7 @@ const USAGE = Symbol('ezsession:usage');
 
 /**
  * Merges what one decorator needs into its handler's usage and returns that usage: one object per
- * handler, shared by all of its decorators, so `readonly` on `@Session()` also governs `@Flash()`.
+ * handler, shared by all of its decorators (`@Flash()` takes its `lock` and its reader's name from it).
  */
 export function recordUsage(target: object, key: string | symbol, usage: Partial<SessionUsage>): SessionUsage {
   const method = (target as Record<string | symbol, object>)[key];

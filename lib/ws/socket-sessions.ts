@@ -6,7 +6,6 @@ import type { HttpRequestLike } from '../http/http-request.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { RevocationRegistry } from '../revocation/revocation.registry.js';
 import { RequestSession, type SessionOwner } from '../session/request-session.js';
-import { SessionLifetimes } from '../session/session-lifetimes.js';
 import { SessionOpener } from '../session/session-opener.js';
 import { fromAnotherOrigin } from '../policy/cross-origin.policy.js';
 import type { PresentedToken } from '../token/token-transport.js';
@@ -46,8 +45,7 @@ export class SocketSessions implements OnApplicationShutdown {
     @Inject(EZ_SESSION_OPTIONS) private readonly options: ResolvedOptions,
     private readonly opener: SessionOpener,
     private readonly revocations: RevocationRegistry,
-    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock,
-    private readonly lifetimes: SessionLifetimes
+    @Inject(EZ_SESSION_CLOCK) private readonly clock: EzSessionClock
   ) {
     this.stopListening = revocations.onRevoked((sid) => this.revoked(sid));
   }
@@ -101,11 +99,7 @@ export class SocketSessions implements OnApplicationShutdown {
   private stillValid(socket: object, session: RequestSession): RequestSession {
     if (!session.hadToken) return session;
     const now = this.clock.now() / 1000;
-    const ended =
-      this.revocations.has(session.sid) ||
-      this.revocations.refusesUser(session.sid, session.createdAt, session.customClaims) ||
-      this.lifetimes.absoluteEnded(session.createdAt, session.lifetime, now);
-    if (!ended) return session;
+    if (!this.opener.endedBy(session.sid, session.createdAt, session.customClaims, session.lifetime, now)) return session;
     // From now on the socket has no session, as a request with that token would have none.
     const anonymous = new RequestSession({ claims: undefined, fingerprint: undefined, refresh: false, now: Math.floor(now) }, READ_ONLY_OWNER);
     this.sessions.set(socket, anonymous);
