@@ -47,7 +47,7 @@ export class SessionLockTimeoutError extends HttpException {
 }
 
 /** What every client is told of a store failure, in every transport. */
-export const STORE_UNAVAILABLE_MESSAGE = 'The session store is unavailable. Nothing was written; retry the request.';
+const STORE_UNAVAILABLE_MESSAGE = 'The session store is unavailable. Nothing was written; retry the request.';
 
 /**
  * The durable store could not be reached; the request wrote nothing and no token was issued. The
@@ -172,6 +172,7 @@ export class SessionCsrfError extends HttpException {
       {
         statusCode: HttpStatus.FORBIDDEN,
         error: 'SessionCsrfRefused',
+        code: 'SESSION_CSRF_REFUSED',
         message: 'Cross-origin request refused: it came from another origin with the session cookie. Send it from the app\'s own pages, with an Authorization: Bearer token, or list its origin in csrf.trustedOrigins.'
       },
       HttpStatus.FORBIDDEN

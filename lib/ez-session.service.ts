@@ -152,7 +152,7 @@ export class EzSessionService {
    * later: tokens count time in whole seconds). Returns how many stored sessions were revoked.
    */
   async revokeAllForUser(userId: string | number, options: { except?: string } = {}): Promise<number> {
-    this.requireUserIdOption('revokeAllForUser');
+    this.users.requireUserIdOption('revokeAllForUser');
     const id = String(userId);
     // Every session begun in this second or earlier: the next whole second is the cut-off.
     const cutoff = Math.floor(this.clock.now() / 1000) + 1;
@@ -218,11 +218,5 @@ export class EzSessionService {
       onSessionLimit: o.onSessionLimit,
       signingKeys: { count: o.keys.length, current: o.keys[0].id ?? null }
     };
-  }
-
-  private requireUserIdOption(method: string): void {
-    if (!this.options.userId) {
-      throw new Error(`EzSessionService.${method}() needs the userId option, e.g. userId: { session: 'userId' }`);
-    }
   }
 }

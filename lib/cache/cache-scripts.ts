@@ -28,8 +28,8 @@ if reign == '' then reign = ${INFO_REPLID} end`;
 /**
  * The Cluster's read (one key there, one master per key). Reads every key (KEYS) with one MGET,
  * serving an entry only if this node is a master and the entry was stored in its current reign.
- * Returns `{ replid or false, value or false, ... }`: the replid (false on a replica, which serves
- * nothing) lets the client stamp its next writes without INFO.
+ * Returns `{ replid or false, value or false, ... }` (false for the replid on a replica, which serves
+ * nothing); a Cluster's writes read the reign themselves, so the client uses only the values.
  * The stamp is checked with plain finds, which make no new Lua string per entry.
  */
 export const READ_CURRENT = `local info = redis.call('INFO', 'replication')

@@ -57,8 +57,7 @@ export class RedisSessionCache extends SessionCache {
   /** The reign of the master just connected to, so that the first writes need no INFO of their own. */
   private async learnReign(): Promise<void> {
     const connection = this.connection;
-    const info = await (this.client as Redis).info('replication').catch(() => '');
-    const replid = /^role:master\r?$/m.test(info) ? /^master_replid:(\w+)/m.exec(info)?.[1] : undefined;
+    const replid = masterReign(await (this.client as Redis).info('replication').catch(() => ''));
     if (replid && connection === this.connection) this.reign = replid;
   }
 
@@ -108,11 +107,15 @@ export class RedisSessionCache extends SessionCache {
     // One round trip for the whole batch, however many requests share it.
     this.telemetry.roundTrip('redis', 'MULTI');
     // Queued replies (OK, QUEUED) carry nothing; a failure of any part fails EXEC, which is what is read.
-    for (const command of [new Command('multi', []), new Command('info', ['replication']), new Command('mget', keys)]) {
+    // A raw Command gets the client's own keyPrefix only when told, as ioredis's methods pass it.
+    // Corked: the four go out in one write, one segment, as the one command of a script did.
+    client.stream?.cork();
+    for (const command of [new Command('multi', []), new Command('info', ['replication']), new Command('mget', keys, { keyPrefix: client.options.keyPrefix })]) {
       void client.sendCommand(command);
-      command.promise.catch(() => undefined);
+      command.promise.catch(ignore);
     }
     void client.sendCommand(exec);
+    client.stream?.uncork();
     (exec.promise as Promise<[unknown, unknown] | null>).then(
       (replies) => {
         const reign = replies ? masterReign(replies[0]) : undefined;
@@ -245,6 +248,8 @@ function stampedIn(value: unknown, reign: string): string | null {
   if (dot < 0 || value.lastIndexOf('\n', dot) >= 0 || value.charCodeAt(dot + 1 + reign.length) !== 10 /* \n */ || !value.startsWith(reign, dot + 1)) return null;
   return value;
 }
+
+function ignore(): void {}
 
 /** Reads per transaction at most: a bounded MGET, so that a burst of thousands cannot hold Redis up. */
 const MAX_BATCH = 128;

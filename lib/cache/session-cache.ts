@@ -29,7 +29,7 @@ export abstract class SessionCache {
 /** How long a lease stands: long enough for one SELECT, short enough that a crashed reader's lease is soon gone. */
 export const LEASE_MS = 5_000;
 
-/** An entry without its version stamp (the cache's scripts add `v<version>.<replid>` in Redis). */
+/** An entry without its version stamp (`v<version>.<replid>`, added by the client when it knows the reign, else by the write script). */
 export function encodeUnstamped(value: CachedSession): string {
   return `${value.expiresAt}\n${value.data}\n${value.flash}`;
 }

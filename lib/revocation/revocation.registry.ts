@@ -85,7 +85,8 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
       this.users.delete(key);
       return false;
     }
-    return this.exemptions.get(exemptionKey(id, sid))?.cutoff !== cut.cutoff;
+    // Nothing spared (the usual case): no hash to compute on this session's every request.
+    return this.exemptions.size === 0 || this.exemptions.get(exemptionKey(id, sid))?.cutoff !== cut.cutoff;
   }
 
   has(sid: string): boolean {
@@ -112,10 +113,7 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     const client = this.redis.client;
     if (!client) return;
     // The time it was sent, for the receivers' propagation delay; a release that reads two fields ignores it.
-    const message = `${sid} ${until} ${this.clock.now()}`;
-    await (this.sharded ? (client as Cluster).spublish(this.channel, message) : client.publish(this.channel, message)).catch((error: Error) => {
-      this.logger.warn(`Could not announce a revocation over Redis (${error.message}); other instances learn it at their next sync`);
-    });
+    await this.publish(client, `${sid} ${until} ${this.clock.now()}`);
   }
 
   /**
@@ -131,7 +129,10 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
     this.telemetry.count('revocationsSent');
     const client = this.redis.client;
     if (!client) return;
-    const message = `${key} ${until} ${cutoff}${spared ? ` ${spared}` : ''}`;
+    await this.publish(client, `${key} ${until} ${cutoff}${spared ? ` ${spared}` : ''}`);
+  }
+
+  private async publish(client: NonNullable<SessionRedis['client']>, message: string): Promise<void> {
     await (this.sharded ? (client as Cluster).spublish(this.channel, message) : client.publish(this.channel, message)).catch((error: Error) => {
       this.logger.warn(`Could not announce a revocation over Redis (${error.message}); other instances learn it at their next sync`);
     });
@@ -255,14 +256,20 @@ export class RevocationRegistry implements OnModuleInit, OnApplicationShutdown {
   private received(message: string): void {
     const [sid, until, cutoff, spared] = message.split(' ');
     if (!sid || !(Number(until) > 0)) return;
-    this.telemetry.count('revocationsReceived');
+    // An instance's own message comes back to it too, as does one it already learnt at a sync: only
+    // what is new here counts as received, and only what others sent says how long propagation takes.
     if (sid.startsWith(USER)) {
-      if (Number(cutoff) > 0) this.rememberUser(sid, Number(cutoff), Number(until), spared?.startsWith(EXEMPTION) ? spared : undefined);
+      if (!(Number(cutoff) > 0)) return;
+      const known = this.users.get(sid);
+      if (!known || Number(cutoff) > known.cutoff) this.telemetry.count('revocationsReceived');
+      this.rememberUser(sid, Number(cutoff), Number(until), spared?.startsWith(EXEMPTION) ? spared : undefined);
     } else {
-      // A session's message carries the time it was sent third. An instance's own message comes back
-      // to it too: only what others sent says how long propagation takes.
+      // A session's message carries the time it was sent third.
       const sentAt = cutoff;
-      if (sentAt !== undefined && !this.revoked.has(sid)) this.telemetry.record('ezsession.revocation.delay', Math.max(0, this.clock.now() - Number(sentAt)) / 1000);
+      if (!this.revoked.has(sid)) {
+        this.telemetry.count('revocationsReceived');
+        if (sentAt !== undefined) this.telemetry.record('ezsession.revocation.delay', Math.max(0, this.clock.now() - Number(sentAt)) / 1000);
+      }
       this.remember(sid, Number(until));
     }
   }

@@ -59,6 +59,20 @@ describe('the Redis cache on one server: reign checked once per batch of reads',
     assert.deepEqual(usage.redis.byCommand, cacheReads(2));
   });
 
+  it('a client with its own ioredis keyPrefix reads what it wrote: the batched read prefixes its keys too', async () => {
+    const prefixed = new Redis(testEnv().redisUrl, { keyPrefix: `app-${process.pid}:`, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    try {
+      await new Promise((resolve) => prefixed.once('ready', resolve));
+      const onPrefixed = new RedisSessionCache(prefixed, prefix, new SessionTelemetry());
+      await sleep(100); // the reign read, as after any connect
+      await onPrefixed.set('p', entry(4), 60_000);
+      assert.ok(await admin.get(`app-${process.pid}:${prefix}p`), 'the write went under the client\'s keyPrefix');
+      assert.equal((await onPrefixed.get('p'))?.version, 4);
+    } finally {
+      prefixed.disconnect();
+    }
+  });
+
   it('a write runs no INFO: it stamps the entry with the reign the connection learned', async () => {
     const usage = await counters.measure(() => cache.set('w', entry(3), 60_000));
     assert.deepEqual(usage.redis.byCommand, { evalsha: 1, getrange: 1, set: 1 });

@@ -9,6 +9,7 @@ import { ADAPTERS, startFixtureApp, TEST_SECRET, type RunningApp } from '../fixt
 import { realStoreOptions } from '../support/fixture-options.js';
 import { claimsOf, SessionClient } from '../support/session-client.js';
 import { LOOPBACK } from '../support/endpoint.js';
+import { pollUntil } from '../support/poll.js';
 import { StorageCounters } from '../support/storage-counters.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { testEnv } from '../support/test-env.js';
@@ -303,6 +304,28 @@ for (const adapter of ADAPTERS) {
         if (!refused) await sleep(20);
       }
       assert.ok(refused, 'the other instance learned the revocation through Redis');
+    });
+
+    it('metrics(): a revocation counts as sent where it was made and as received where it was heard, its own echo not counted', async () => {
+      const metricsOf = (app: RunningApp) => app.app.get(EzSessionService).metrics();
+      const [firstBefore, secondBefore] = [metricsOf(first), metricsOf(second)];
+      const revokeOn = async (app: RunningApp) => {
+        const client = new SessionClient(app.url);
+        await client.post('/claims', { role: 'admin' });
+        await client.post('/life/destroy');
+      };
+      const heard = (app: RunningApp, before: { revocationsReceived: number }, count: number) =>
+        pollUntil('the revocation to be heard', async () => (metricsOf(app).revocationsReceived - before.revocationsReceived >= count ? true : undefined), { timeoutMs: 5_000 });
+      await revokeOn(first);
+      await heard(second, secondBefore, 1);
+      // Sent after it on the same channel: once the first instance hears this one, its own echo of the earlier one has come back too.
+      await revokeOn(second);
+      await heard(first, firstBefore, 1);
+      const [firstAfter, secondAfter] = [metricsOf(first), metricsOf(second)];
+      assert.deepEqual(
+        { first: [firstAfter.revocationsSent - firstBefore.revocationsSent, firstAfter.revocationsReceived - firstBefore.revocationsReceived], second: [secondAfter.revocationsSent - secondBefore.revocationsSent, secondAfter.revocationsReceived - secondBefore.revocationsReceived] },
+        { first: [1, 1], second: [1, 1] }
+      );
     });
 
     it('an instance started later knows earlier revocations from the database', async () => {
