@@ -85,8 +85,14 @@ export const REVOCATION_DELAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 export function operationOf(statement: string): string {
   const lock = /\b(GET_LOCK|RELEASE_LOCK)\s*\(/i.exec(statement);
   if (lock) return lock[1].toUpperCase();
-  const space = statement.indexOf(' ');
-  return (space < 0 ? statement : statement.slice(0, space)).toUpperCase();
+  const body = withoutStatementSettings(statement);
+  const space = body.indexOf(' ');
+  return (space < 0 ? body : body.slice(0, space)).toUpperCase();
+}
+
+/** The statement itself, without the `SET STATEMENT … FOR` that Galera reads carry (`wsrep_sync_wait`). */
+export function withoutStatementSettings(sql: string): string {
+  return sql.replace(/^\s*SET STATEMENT\s.*?\sFOR\s+/is, '');
 }
 
 /**

@@ -6,6 +6,7 @@ import type { DataSource } from 'typeorm';
 import type { EzSessionClock } from '../interfaces/ez-session-options.interface.js';
 import { EzSessionConfigError, SessionLockTimeoutError, SessionStoreUnavailableError, SessionWriteConflictError } from '../ez-session.errors.js';
 import { RedisSessionLease, type HeldLease } from '../locking/redis-session-lease.js';
+import { withoutStatementSettings } from '../observability/instruments.js';
 import type { SessionTelemetry } from '../observability/session-telemetry.js';
 import type { ResolvedOptions } from '../options/resolved-options.js';
 import { fitsUserIdColumn } from '../session/user-id.js';
@@ -84,7 +85,6 @@ export class SessionRepository {
   private galera = false;
   /** Set at boot when the session lock is a lease in Redis rather than MySQL's GET_LOCK. */
   private lease: RedisSessionLease | undefined;
-  /** Statements a multi-primary cluster refused (a conflict at commit, a node not ready) and that ran again. */
 
   constructor(
     private readonly dataSource: DataSource,
@@ -561,8 +561,10 @@ export function lockName(sid: string): string {
 function operationOf(sql: string): string {
   const lock = /\b(GET_LOCK|RELEASE_LOCK)\b/.exec(sql);
   if (lock) return lock[1];
-  const statement = /^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s+(?:.*?\bFROM\s+)?([`"]?\w+[`"]?)/is.exec(sql);
-  return statement ? `${statement[1].toUpperCase()} ${statement[2]}` : sql.trim().split(/\s+/)[0].toUpperCase();
+  const body = withoutStatementSettings(sql);
+  // The table a SELECT reads FROM; the one an INSERT, UPDATE or DELETE names (an INSERT … SELECT … FROM DUAL writes the first).
+  const statement = /^\s*(?:(SELECT)\b.*?\bFROM|(INSERT INTO|UPDATE|DELETE FROM))\s+([`"]?\w+[`"]?)/is.exec(body);
+  return statement ? `${(statement[1] ?? statement[2]).toUpperCase()} ${statement[3]}` : body.trim().split(/\s+/)[0].toUpperCase();
 }
 
 /** The per-user lock of the session cap: a name no session lock can have (`ezs:` + a sid's hash). */
